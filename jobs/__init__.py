@@ -1,0 +1,1 @@
+"""Entry points: parse settings, build the pipeline, execute."""

@@ -1,0 +1,58 @@
+"""Runtime settings for Flink, read from the project's ``flink-conf/`` directory.
+
+Flink's own launcher reads ``config.yaml`` from ``FLINK_CONF_DIR``; PyFlink's
+local gateway does too (for JVM options and logging). riverflink points
+``FLINK_CONF_DIR`` at ``flink-conf/`` unless the user already set it, and also
+applies the file's settings to the job's configuration, so the mini-cluster
+and a real cluster run with the same state backend, checkpoint retention,
+restart strategy and Python execution mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict
+
+import yaml
+
+__all__ = ["conf_dir", "flink_settings", "use_project_conf_dir"]
+
+
+def conf_dir() -> Path:
+    """``$FLINK_CONF_DIR`` if set, else the repository's ``flink-conf/``."""
+    env = os.environ.get("FLINK_CONF_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "flink-conf"
+
+
+def use_project_conf_dir() -> Path:
+    """Make PyFlink's gateway (started on first use) read our ``config.yaml``."""
+    path = conf_dir()
+    os.environ.setdefault("FLINK_CONF_DIR", str(path))
+    return path
+
+
+def _flatten(prefix: str, value, out: Dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, bool):
+        out[prefix] = "true" if value else "false"
+    elif isinstance(value, list):
+        out[prefix] = ";".join(str(v) for v in value)
+    elif value is not None:
+        out[prefix] = str(value)
+
+
+def flink_settings() -> Dict[str, str]:
+    """``config.yaml`` as flat ``{"state.backend.type": "hashmap", ...}``."""
+    path = conf_dir() / "config.yaml"
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    out: Dict[str, str] = {}
+    _flatten("", data, out)
+    return out

@@ -1,0 +1,186 @@
+"""The riverflink job: JSON lines in, one River learner per key, predictions out.
+
+    python -m jobs.online_learning --source data.jsonl --output out/
+
+The job is one linear chain; each step's comment gives the shape of its items.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from jobs.flink_config import flink_settings, use_project_conf_dir
+from jobs.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
+
+__all__ = ["build_job", "run_job", "main"]
+
+UIDS = {
+    "source": "riverflink-source",
+    "parse": "riverflink-parse",
+    "learn": "riverflink-learn-per-key",
+    "predictions": "riverflink-sink-predictions",
+    "alerts": "riverflink-sink-alerts",
+    "rejected": "riverflink-sink-rejected",
+    "stdout": "riverflink-sink-stdout",
+}
+
+
+def _uri(path: str) -> str:
+    return Path(path).resolve().as_uri()
+
+
+def flink_configuration(settings: JobSettings):
+    """Flink's configuration for this job: ``flink-conf/config.yaml`` + job settings."""
+    from pyflink.common import Configuration
+
+    from jobs.checkpoints import latest_checkpoint
+
+    conf = Configuration()
+    for key, value in flink_settings().items():
+        if not key.startswith(("env.java", "jobmanager.", "taskmanager.", "rest.")):
+            conf.set_string(key, value)
+    if not conf.contains_key("python.executable"):
+        conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("parallelism.default", str(settings.parallelism))
+
+    checkpoint_dir, interval = settings.checkpoint_dir, settings.checkpoint_interval
+    if checkpoint_dir is None and settings.unbounded:
+        # Unbounded output is committed at checkpoints: without them nothing would appear.
+        if settings.output != "-":
+            checkpoint_dir = str(Path(settings.output) / "_checkpoints")
+        interval = interval or UNBOUNDED_COMMIT_INTERVAL
+    if checkpoint_dir is not None or (settings.unbounded and settings.output == "-"):
+        conf.set_string("execution.checkpointing.interval", f"{int((interval or 10) * 1000)} ms")
+        if checkpoint_dir is not None:
+            conf.set_string("execution.checkpointing.dir", _uri(checkpoint_dir))
+    else:
+        conf.set_string("restart-strategy.type", "none")
+
+    restore = settings.restore
+    if restore == "latest":
+        found = latest_checkpoint(settings.checkpoint_dir)
+        if found is None:
+            raise SettingsError(
+                f"--restore latest: no completed checkpoint under {settings.checkpoint_dir}"
+            )
+        restore = str(found)
+    if restore:
+        conf.set_string("execution.state-recovery.path", _uri(restore))
+    return conf
+
+
+def _file_sink(path: Path):
+    from pyflink.common.serialization import Encoder
+    from pyflink.datastream.connectors.file_system import (
+        BucketAssigner,
+        FileSink,
+        OutputFileConfig,
+        RollingPolicy,
+    )
+
+    return (
+        FileSink.for_row_format(str(path), Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+        .with_output_file_config(
+            OutputFileConfig.builder().with_part_prefix("part").with_part_suffix(".jsonl").build()
+        )
+        .build()
+    )
+
+
+def _source(env, settings: JobSettings):
+    from pyflink.common import Duration, WatermarkStrategy
+    from pyflink.datastream import DataStream
+    from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+
+    if settings.is_socket:
+        host, port = settings.socket_address
+        j_stream = env._j_stream_execution_environment.socketTextStream(
+            host, port, "\n", settings.socket_retries
+        )
+        return DataStream(j_stream).name(f"socket {host}:{port}").uid(UIDS["source"])
+    # ISO-8859-1 hands every byte through as one character; Python decodes UTF-8 strictly.
+    builder = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format("ISO-8859-1"), str(Path(settings.source).resolve())
+    )
+    if settings.follow:
+        builder = builder.monitor_continuously(
+            Duration.of_millis(int(settings.discovery_interval * 1000))
+        )
+    else:
+        builder = builder.process_static_file_set()
+    return env.from_source(
+        builder.build(), WatermarkStrategy.no_watermarks(), "files"
+    ).uid(UIDS["source"])
+
+
+def build_job(env, settings: JobSettings) -> None:
+    """Add the riverflink pipeline to ``env``."""
+    from pyflink.common import Types
+
+    from operators.functions import ALERTS, REJECTED, LearnPerKey, ParseLines
+    from operators.learner import OnlineLearner
+    from operators.records import Fields
+
+    learner = OnlineLearner(model_spec=settings.model, drift_spec=settings.drift,
+                            on_drift=settings.on_drift)  # validates specs before start-up
+    fields = Fields(key=settings.key, id=settings.id, target=settings.target,
+                    features=settings.features, numeric_target=learner.kind == "regressor")
+    to_stdout = settings.output == "-"
+    source_parallelism = 1 if settings.is_socket else settings.parallelism
+
+    lines = _source(env, settings)
+    # str: one raw input line (bytes as ISO-8859-1 characters)
+    parsed = (
+        lines.process(ParseLines(fields, tag_outputs=to_stdout), output_type=Types.PICKLED_BYTE_ARRAY())
+        .name("parse").uid(UIDS["parse"]).set_parallelism(source_parallelism)
+    )
+    # Record(key, key_id, id, x, y); bad lines -> REJECTED side output
+    learned = (
+        parsed.key_by(lambda record: record.key_id, key_type=Types.STRING())
+        .process(
+            LearnPerKey(model_spec=settings.model, drift_spec=settings.drift,
+                        on_drift=settings.on_drift, ttl_seconds=settings.state_ttl,
+                        tag_outputs=to_stdout),
+            output_type=Types.STRING(),
+        )
+        .name("learn per key").uid(UIDS["learn"])
+    )
+    # str: prediction JSON; alerts and model-rejected records on side outputs
+    predictions = learned
+    alerts = learned.get_side_output(ALERTS)
+    rejected = parsed.get_side_output(REJECTED).union(learned.get_side_output(REJECTED))
+
+    if to_stdout:
+        predictions.union(alerts, rejected).print().name("stdout").uid(UIDS["stdout"]) \
+            .set_parallelism(1)
+        return
+    out = Path(settings.output).resolve()
+    for name, stream in (("predictions", predictions), ("alerts", alerts), ("rejected", rejected)):
+        stream.sink_to(_file_sink(out / name)).name(name).uid(UIDS[name])
+
+
+def run_job(settings: JobSettings) -> None:
+    """Build and execute the job on the environment PyFlink provides (mini-cluster or cluster)."""
+    use_project_conf_dir()
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    conf = flink_configuration(settings)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(settings.parallelism)
+    build_job(env, settings)
+    env.execute("riverflink")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from jobs.cli import main as cli_main
+
+    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

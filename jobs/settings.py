@@ -1,0 +1,196 @@
+"""Job settings: one typed, validated object, read from flags and a YAML job file.
+
+Everything a user can get wrong is checked here, before Flink starts, with a
+message that says what to do. Flags override the job file; the job file
+overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+__all__ = ["SettingsError", "JobSettings", "add_run_arguments", "settings_from_args"]
+
+DEFAULT_MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+DEFAULT_DRIFT = "drift.ADWIN()"
+#: How often unbounded runs without --checkpoint-dir commit their output.
+UNBOUNDED_COMMIT_INTERVAL = 2.0
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    source: str
+    output: str
+    follow: bool = False
+    discovery_interval: float = 2.0
+    socket_retries: int = 0
+    key: str = "key"
+    id: str = "id"
+    target: str = "y"
+    features: Optional[Tuple[str, ...]] = None
+    model: str = DEFAULT_MODEL
+    drift: str = DEFAULT_DRIFT
+    on_drift: str = "alert"
+    parallelism: int = 1
+    checkpoint_dir: Optional[str] = None
+    checkpoint_interval: Optional[float] = None
+    restore: Optional[str] = None
+    state_ttl: Optional[float] = None
+
+    def __post_init__(self):
+        if not self.source:
+            raise SettingsError("--source is required: a file, a directory or socket://HOST:PORT")
+        if self.is_socket:
+            self.socket_address  # validates
+            if self.follow:
+                raise SettingsError("--follow watches a directory; it cannot be used with a socket")
+        else:
+            path = Path(self.source)
+            if not path.exists():
+                raise SettingsError(f"--source {self.source}: no such file or directory")
+            if self.follow and not path.is_dir():
+                raise SettingsError(f"--follow needs a directory to watch; {self.source} is a file")
+        if not self.output:
+            raise SettingsError("--output is required: a directory, or - for stdout")
+        if self.output != "-" and Path(self.output).exists() and not Path(self.output).is_dir():
+            raise SettingsError(f"--output {self.output} exists and is not a directory")
+        _positive("--discovery-interval", self.discovery_interval)
+        if self.checkpoint_interval is not None:
+            _positive("--checkpoint-interval", self.checkpoint_interval)
+        if self.state_ttl is not None:
+            _positive("--state-ttl", self.state_ttl)
+        if not isinstance(self.socket_retries, int) or self.socket_retries < 0:
+            raise SettingsError(f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}")
+        if not isinstance(self.parallelism, int) or self.parallelism < 1:
+            raise SettingsError(f"--parallelism must be a whole number >= 1, not {self.parallelism!r}")
+        if self.on_drift not in ("alert", "reset"):
+            raise SettingsError(f"--on-drift must be 'alert' or 'reset', not {self.on_drift!r}")
+        roles = {"--key": self.key, "--id": self.id, "--target": self.target}
+        for flag, name in roles.items():
+            if not name:
+                raise SettingsError(f"{flag} needs a field name")
+        if len(set(roles.values())) < 3:
+            raise SettingsError(f"--key, --id and --target must name different fields: {roles}")
+        if self.features is not None:
+            if not self.features or any(not f for f in self.features):
+                raise SettingsError("--features needs a comma-separated list of field names")
+            clash = set(self.features) & set(roles.values())
+            if clash:
+                raise SettingsError(f"--features cannot include the key, id or target: {sorted(clash)}")
+        if self.restore == "latest" and not self.checkpoint_dir:
+            raise SettingsError("--restore latest looks under --checkpoint-dir; give that too")
+        if self.restore not in (None, "latest") and not Path(self.restore).exists():
+            raise SettingsError(f"--restore {self.restore}: no such checkpoint or savepoint")
+
+    @property
+    def is_socket(self) -> bool:
+        return self.source.startswith("socket://")
+
+    @property
+    def socket_address(self) -> Tuple[str, int]:
+        rest = self.source[len("socket://"):]
+        host, sep, port = rest.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"--source {self.source}: expected socket://HOST:PORT")
+        return host, int(port)
+
+    @property
+    def unbounded(self) -> bool:
+        return self.follow or self.is_socket
+
+    def with_changes(self, **changes) -> "JobSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(flag: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise SettingsError(f"{flag} must be a number of seconds > 0, not {value!r}")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `riverflink run` flags. Defaults are None so the job file can fill the gaps."""
+    a = parser.add_argument
+    a("--config", metavar="FILE", help="YAML job file with the same settings; flags override it")
+    a("--source", metavar="SRC", help="file, directory, or socket://HOST:PORT")
+    a("--follow", action="store_true", default=None, help="keep watching a directory (unbounded)")
+    a("--discovery-interval", type=float, metavar="S", help="seconds between scans with --follow (2)")
+    a("--socket-retries", type=int, metavar="N", help="reconnect attempts when the peer closes (0)")
+    a("--key", metavar="F", help="key field (key)")
+    a("--id", metavar="F", help="record id field (id)")
+    a("--target", metavar="F", help="label field (y)")
+    a("--features", metavar="F1,F2", help="feature fields (default: all other fields)")
+    a("--model", metavar="SPEC", help=f"River estimator spec ({DEFAULT_MODEL})")
+    a("--drift", metavar="SPEC", help=f"River drift detector spec or none ({DEFAULT_DRIFT})")
+    a("--on-drift", choices=["alert", "reset"], help="on drift: alert only, or also reset the model")
+    a("--output", metavar="DIR", help="output directory, or - for stdout")
+    a("--parallelism", type=int, metavar="N", help="operator parallelism (1)")
+    a("--checkpoint-dir", metavar="DIR", help="enable checkpoints into DIR")
+    a("--checkpoint-interval", type=float, metavar="S", help="seconds between checkpoints (10)")
+    a("--restore", metavar="PATH|latest", help="start from a checkpoint or savepoint")
+    a("--state-ttl", type=float, metavar="SECONDS", help="forget keys idle this long (off)")
+
+
+_FIELDS = {f.name for f in dataclasses.fields(JobSettings)}
+
+
+def _read_job_file(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise SettingsError(f"--config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"--config {path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"--config {path}: expected a mapping of settings, got {type(data).__name__}")
+    out = {}
+    for name, value in data.items():
+        field = str(name).replace("-", "_")
+        if field not in _FIELDS:
+            raise SettingsError(f"--config {path}: unknown setting {name!r}; known: "
+                                + ", ".join(sorted(f.replace('_', '-') for f in _FIELDS)))
+        out[field] = value
+    base = os.path.dirname(os.path.abspath(path))
+    for field in ("source", "output", "checkpoint_dir", "restore"):  # relative to the job file
+        value = out.get(field)
+        if isinstance(value, str) and value not in ("-", "latest") and not value.startswith(
+            "socket://"
+        ) and not os.path.isabs(value):
+            out[field] = os.path.join(base, value)
+    return out
+
+
+def settings_from_args(args: argparse.Namespace) -> JobSettings:
+    values = _read_job_file(args.config) if getattr(args, "config", None) else {}
+    for name in _FIELDS:
+        flag = getattr(args, name, None)
+        if flag is not None:
+            values[name] = flag
+    features = values.get("features")
+    if isinstance(features, str):
+        values["features"] = tuple(f.strip() for f in features.split(","))
+    elif isinstance(features, list):
+        values["features"] = tuple(str(f) for f in features)
+    for name in ("discovery_interval", "checkpoint_interval", "state_ttl"):
+        if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
+            values[name] = float(values[name])
+    for name in ("source", "output"):
+        if not values.get(name):
+            raise SettingsError(f"--{name} is required" + (
+                ": a file, a directory or socket://HOST:PORT" if name == "source"
+                else ": a directory, or - for stdout"))
+    try:
+        return JobSettings(**values)
+    except TypeError as exc:
+        raise SettingsError(str(exc)) from exc

@@ -1,0 +1,97 @@
+"""Flink functions: thin adapters between Flink and the pure per-key logic.
+
+Each function keeps only small, picklable configuration in ``__init__``; the
+learner and the state handle are built in ``open()``. Outputs leave as JSON
+text: predictions on the main output, alerts and rejected lines on side
+outputs.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+
+from operators.learner import DriftAlert, OnlineLearner, Prediction
+from operators.records import Fields, Rejected, parse_line
+from state import envelope
+from state.descriptors import key_state_descriptor
+
+__all__ = ["ALERTS", "REJECTED", "LearnPerKey", "ParseLines"]
+
+ALERTS = OutputTag("alerts", Types.STRING())
+REJECTED = OutputTag("rejected", Types.STRING())
+
+
+class ParseLines(ProcessFunction):
+    """Raw line -> ``Record`` (main output) or a rejected JSON line (side output)."""
+
+    def __init__(self, fields: Fields, *, tag_outputs: bool = False):
+        self.fields = fields
+        self.tag_outputs = tag_outputs
+
+    def process_element(self, value, ctx):
+        parsed = parse_line(value, self.fields)
+        if parsed is None:
+            return
+        if isinstance(parsed, Rejected):
+            yield REJECTED, parsed.to_json(self.tag_outputs)
+        else:
+            yield parsed
+
+
+def _canonical(spec: str) -> str:
+    """Specs that differ only in spacing are the same spec."""
+    try:
+        return ast.dump(ast.parse(spec.strip(), mode="eval"))
+    except SyntaxError:
+        return spec.strip()
+
+
+class LearnPerKey(KeyedProcessFunction):
+    """Per key: read the envelope, run one learning step, write the envelope back, emit."""
+
+    def __init__(self, *, model_spec: str, drift_spec: str, on_drift: str,
+                 ttl_seconds: float | None = None, tag_outputs: bool = False):
+        self.model_spec = model_spec
+        self.drift_spec = drift_spec
+        self.on_drift = on_drift
+        self.ttl_seconds = ttl_seconds
+        self.tag_outputs = tag_outputs
+
+    def open(self, runtime_context: RuntimeContext):
+        self.learner = OnlineLearner(
+            model_spec=self.model_spec, drift_spec=self.drift_spec, on_drift=self.on_drift
+        )
+        self.state = runtime_context.get_state(key_state_descriptor(ttl_seconds=self.ttl_seconds))
+        self._known_specs = {self.model_spec}
+        self._canonical_spec = _canonical(self.model_spec)
+
+    def _load(self, blob, record) -> envelope.KeyState | None:
+        if blob is None:
+            return None
+        key_state = envelope.loads(blob)
+        if key_state.model_spec not in self._known_specs:
+            if _canonical(key_state.model_spec) != self._canonical_spec:
+                raise envelope.StateFormatError(
+                    f"key {record.key!r} was learned with model spec {key_state.model_spec!r}, "
+                    f"but this job runs {self.model_spec!r}. Restore with the same --model, "
+                    "or start without --restore to train new models."
+                )
+            self._known_specs.add(key_state.model_spec)
+        return key_state
+
+    def process_element(self, record, ctx):
+        key_state = self._load(self.state.value(), record)
+        new_state, outputs = self.learner.step(key_state, record)
+        if new_state is not None:
+            self.state.update(envelope.dumps(new_state))
+        tag = self.tag_outputs
+        for out in outputs:
+            if isinstance(out, Prediction):
+                yield out.to_json(tag)
+            elif isinstance(out, DriftAlert):
+                yield ALERTS, out.to_json(tag)
+            else:
+                yield REJECTED, out.to_json(tag)

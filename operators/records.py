@@ -1,0 +1,157 @@
+"""Turning one input line into a record, or into a reason it was rejected.
+
+Lines reach Python as ``str`` whose characters are the raw bytes (the Flink
+sources read ISO-8859-1, which maps every byte to one character). Decoding
+UTF-8 here, strictly, is what lets riverflink reject invalid UTF-8 instead of
+silently replacing it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+__all__ = ["Fields", "Record", "Rejected", "parse_line", "RAW_LIMIT"]
+
+#: Rejected lines are quoted up to this many characters.
+RAW_LIMIT = 1000
+
+_SCALARS = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Which fields of a record play which role."""
+
+    key: str = "key"
+    id: str = "id"
+    target: str = "y"
+    features: Optional[tuple] = None  # None: every other field, in input order
+    numeric_target: bool = False  # regressors need a number as label
+
+
+@dataclass(frozen=True)
+class Record:
+    """A valid record. ``key_id`` is the key as Flink sees it: JSON text, so 7 and "7" differ."""
+
+    key: Any
+    key_id: str
+    id: Any
+    x: dict
+    y: Any  # None when unlabeled
+    raw: str = field(default="", repr=False, compare=False)  # quoted if the model rejects it
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A line that changed nothing, and why."""
+
+    raw: str
+    error: str
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "rejected"} if kind else {}
+        out.update(raw=self.raw[:RAW_LIMIT], error=self.error)
+        return json.dumps(out)
+
+
+class _BadInput(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _BadInput(f"non-finite number {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadInput(f"number {text} is out of range (not finite)")
+    return value
+
+
+def _decode(raw: Union[str, bytes]) -> tuple:
+    """(text, error): the line as UTF-8 text, or an error for invalid bytes."""
+    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        return text, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
+
+
+def parse_line(raw: Union[str, bytes], fields: Fields = Fields()) -> Union[Record, Rejected, None]:
+    """Parse one line; ``None`` for a blank line.
+
+    >>> parse_line('{"key": "a", "id": 1, "x1": 0.5, "y": true}')
+    Record(key='a', key_id='"a"', id=1, x={'x1': 0.5}, y=True)
+    >>> parse_line('{"key": "a", "x1": NaN}').error
+    'non-finite number NaN is not allowed'
+    >>> parse_line('   ') is None
+    True
+    """
+    text, error = _decode(raw)
+    text = text.rstrip("\r\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if error:
+        return Rejected(text, error)
+    if not text.strip():
+        return None
+    try:
+        return _to_record(text, fields)
+    except _BadInput as exc:
+        return Rejected(text, str(exc))
+    except RecursionError:
+        return Rejected(text, "JSON nested too deeply")
+    except ValueError as exc:  # json.JSONDecodeError
+        return Rejected(text, f"invalid JSON: {exc}")
+
+
+def _to_record(text: str, fields: Fields) -> Record:
+    obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    if not isinstance(obj, dict):
+        raise _BadInput(f"a record must be a JSON object, got {type(obj).__name__}")
+    key = obj.get(fields.key)
+    if key is None:
+        raise _BadInput(f"key field {fields.key!r} is missing or null")
+    if not isinstance(key, _SCALARS):
+        raise _BadInput(f"key field {fields.key!r} must be a string, number or boolean")
+    y = obj.get(fields.target)
+    if y is not None:
+        if not isinstance(y, _SCALARS):
+            raise _BadInput(f"target field {fields.target!r} must be a scalar, not a JSON "
+                            f"{'object' if isinstance(y, dict) else 'list'}")
+        if fields.numeric_target and (isinstance(y, (bool, str))):
+            raise _BadInput(f"target field {fields.target!r} must be a number for a regressor, "
+                            f"got {y!r}")
+        if isinstance(y, int) and not isinstance(y, bool) and fields.numeric_target:
+            y = _checked_int(y, fields.target)
+    if fields.features is None:
+        roles = (fields.key, fields.id, fields.target)
+        names = [name for name in obj if name not in roles]
+    else:
+        names = [name for name in fields.features if name in obj]
+    x = {}
+    for name in names:
+        value = obj[name]
+        if value is None:
+            continue  # a null feature is a missing feature, as in River's sparse dicts
+        if isinstance(value, (dict, list)):
+            raise _BadInput(f"feature {name!r} must be a number, string or boolean, not a JSON "
+                            f"{'object' if isinstance(value, dict) else 'list'}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = _checked_int(value, name)
+        x[name] = value
+    return Record(key=key, key_id=json.dumps(key), id=obj.get(fields.id), x=x, y=y,
+                  raw=text[:RAW_LIMIT])
+
+
+def _checked_int(value: int, name: str) -> int:
+    try:
+        float(value)
+    except OverflowError:
+        raise _BadInput(f"number in field {name!r} is too large") from None
+    return value

@@ -1,0 +1,115 @@
+"""The versioned envelope around one key's learning state.
+
+Flink keeps each key's state as opaque bytes. Those bytes outlive the process
+that wrote them: they sit in checkpoints and savepoints that are restored days
+later, perhaps by another riverflink or River release. So the bytes start with
+a small, readable header (format version, River version, model and drift specs)
+before the pickled payload. A reader checks the header first and fails with a
+message naming both versions instead of unpickling something it cannot trust,
+and it never silently replaces a model with a fresh one.
+
+Security: the payload is a pickle. Restore checkpoints and savepoints only from
+places you trust, as you would any pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import river
+
+__all__ = ["FORMAT_VERSION", "KeyState", "StateFormatError", "dumps", "loads", "read_header"]
+
+#: Bumped whenever the layout of the header or of the pickled payload changes.
+FORMAT_VERSION = 1
+MAGIC = b"RFLK"
+
+
+class StateFormatError(RuntimeError):
+    """Stored state that this riverflink cannot read; the models are kept, the job stops."""
+
+
+@dataclass
+class KeyState:
+    """Everything riverflink remembers about one key.
+
+    ``n`` counts the records of the key that were predicted, ``learned`` those
+    the model learned from and ``alerts`` the drifts signalled.
+    """
+
+    model: Any
+    detector: Any
+    model_spec: str
+    drift_spec: str
+    n: int = 0
+    learned: int = 0
+    alerts: int = 0
+
+
+def dumps(state: KeyState) -> bytes:
+    """Serialize ``state`` as header line + pickle.
+
+    >>> from river import linear_model
+    >>> blob = dumps(KeyState(linear_model.LinearRegression(), None, "lr", "none", n=3))
+    >>> blob[:4], read_header(blob)["format"]
+    (b'RFLK', 1)
+    >>> loads(blob).n
+    3
+    """
+    header = {
+        "format": FORMAT_VERSION,
+        "river": river.__version__,
+        "model": state.model_spec,
+        "drift": state.drift_spec,
+    }
+    payload = (state.model, state.detector, state.n, state.learned, state.alerts)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_header(blob: bytes) -> dict:
+    """The header of a stored state, without touching the pickled payload."""
+    blob = bytes(blob)
+    if not blob.startswith(MAGIC) or b"\n" not in blob:
+        raise StateFormatError(
+            "stored key state is not a riverflink state envelope (no header); it was written "
+            f"by another program or an unknown format. This riverflink writes format "
+            f"{FORMAT_VERSION} with River {river.__version__}."
+        )
+    head = blob[len(MAGIC) : blob.index(b"\n")]
+    try:
+        return json.loads(head)
+    except ValueError as exc:
+        raise StateFormatError(f"stored key state has an unreadable header: {head[:200]!r}") from exc
+
+
+def loads(blob: bytes) -> KeyState:
+    """Read a state written by :func:`dumps`, refusing formats this release cannot read."""
+    blob = bytes(blob)
+    header = read_header(blob)
+    if header.get("format") != FORMAT_VERSION:
+        raise StateFormatError(
+            f"stored key state has format version {header.get('format')!r} (written with River "
+            f"{header.get('river')}), but this riverflink reads format {FORMAT_VERSION} only "
+            f"(River {river.__version__}). Resume it with the riverflink release that wrote it."
+        )
+    try:
+        model, detector, n, learned, alerts = pickle.loads(blob[blob.index(b"\n") + 1 :])
+    except Exception as exc:
+        raise StateFormatError(
+            f"cannot unpickle a key's model written with River {header.get('river')} "
+            f"(this is River {river.__version__}, format {FORMAT_VERSION}): {exc}. Install the "
+            "River version that wrote the checkpoint to resume it."
+        ) from exc
+    return KeyState(
+        model=model,
+        detector=detector,
+        model_spec=header.get("model", ""),
+        drift_spec=header.get("drift", ""),
+        n=n,
+        learned=learned,
+        alerts=alerts,
+    )
