@@ -19,12 +19,19 @@ from jobs.settings import SettingsError, add_run_arguments, settings_from_args
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line, not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"riverflink: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="riverflink",
         description="Online machine learning on Apache Flink: one River learner per key.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     run = commands.add_parser("run", help="run the job on the local Flink mini-cluster",
                               description="Run the online-learning job (local mini-cluster).")

@@ -1,0 +1,74 @@
+"""CLI: bad settings fail fast with one clear line; job files and stdout output work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import drifting_stream, read_lines, run_cli, write_jsonl
+
+
+@pytest.fixture
+def source(tmp_path):
+    return write_jsonl(tmp_path / "in.jsonl", drifting_stream(200))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "linear_model.NoSuchModel()"], "NoSuchModel"),
+        (["--model", "__import__('os').system('true')"], "model spec"),
+        (["--drift", "drift.NoSuchDetector()"], "NoSuchDetector"),
+        (["--parallelism", "0"], "--parallelism"),
+        (["--parallelism", "two"], "invalid int value"),
+        (["--on-drift", "panic"], "invalid choice"),
+        (["--checkpoint-interval", "-1"], "--checkpoint-interval"),
+        (["--follow"], "--follow needs a directory"),
+        (["--restore", "latest"], "--checkpoint-dir"),
+        (["--key", "y"], "different fields"),
+        (["--model", "preprocessing.StandardScaler() | linear_model.LinearRegression()",
+          "--drift", "drift.binary.DDM()"], "0/1 errors"),
+    ],
+)
+def test_bad_settings_fail_before_flink_starts(tmp_path, source, args, message):
+    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"), *args,
+                     timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_source_and_output(tmp_path):
+    result = run_cli("--source", str(tmp_path / "nope.jsonl"), "--output", "-", timeout=60)
+    assert result.returncode == 2
+    assert "no such file or directory" in result.stderr
+    result = run_cli("--output", "-", timeout=60)
+    assert result.returncode == 2 and "--source is required" in result.stderr
+
+
+def test_job_file_with_flag_override_and_custom_fields(tmp_path):
+    records = [{"user": f"u{i % 3}", "event": i, "a": i % 7, "b": -i, "noise": 1.0,
+                "clicked": i % 2 == 0} for i in range(300)]
+    write_jsonl(tmp_path / "events.jsonl", records)
+    (tmp_path / "job.yaml").write_text(
+        "source: events.jsonl\n"
+        "output: out\n"
+        "key: user\n"
+        "id: event\n"
+        "target: clicked\n"
+        "features: [a, b]\n"
+        "drift: none\n"
+        "parallelism: 1\n"
+        "model: tree.HoeffdingTreeClassifier()\n"
+    )
+    result = run_cli("--config", str(tmp_path / "job.yaml"), "--parallelism", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = read_lines(tmp_path / "out" / "predictions")
+    assert len(rows) == 300
+    assert {r["key"] for r in rows} == {"u0", "u1", "u2"}
+    assert sorted(r["id"] for r in rows) == list(range(300))
+    first = [r for r in rows if r["n"] == 0]
+    assert len(first) == 3 and all(r["y_pred"] is None for r in first)
+    assert json.loads(json.dumps(rows[0]))["y_true"] in (True, False)

@@ -1,0 +1,56 @@
+"""The socket source: the job connects as a client and finishes when the peer closes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+from river import drift
+
+from tests.integration.conftest import by_key, drifting_stream, jsonable, run_cli
+from tests.integration.test_parity import default_model
+from tests.reference import reference_predictions
+
+
+def serve_once(payload: bytes):
+    """A one-shot line server on 127.0.0.1; returns (port, thread)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(120)
+
+    def send():
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                for start in range(0, len(payload), 4096):  # in chunks, lines split across
+                    conn.sendall(payload[start:start + 4096])
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def test_socket_feed_to_stdout_matches_river(tmp_path):
+    records = drifting_stream(2000, keys=("a", "b", "ü-key"), seed=5, drift_key="b")
+    payload = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+    payload += b'{"key": "a", "f0": 1}\xff\n\n{"broken"\n'
+    port, thread = serve_once(payload)
+
+    result = run_cli("--source", f"socket://127.0.0.1:{port}", "--output", "-",
+                     "--parallelism", "2")
+    thread.join(timeout=5)
+    assert result.returncode == 0, result.stderr
+
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    kinds = {}
+    for row in rows:
+        kinds.setdefault(row.pop("kind"), []).append(row)
+    expected, expected_alerts = reference_predictions(
+        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+    )
+    assert by_key(kinds["prediction"]) == by_key(jsonable(expected))
+    assert by_key(kinds.get("alert", [])) == by_key(jsonable(expected_alerts))
+    errors = sorted(r["error"].split(":")[0] for r in kinds["rejected"])
+    assert errors == ["invalid JSON", "invalid UTF-8 at byte 21"]
