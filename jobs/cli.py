@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from jobs.settings import SettingsError, add_run_arguments, settings_from_args
 
@@ -33,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    run = commands.add_parser("run", help="run the job on the local Flink mini-cluster",
-                              description="Run the online-learning job (local mini-cluster).")
+    run = commands.add_parser(
+        "run",
+        help="run the job on the local Flink mini-cluster",
+        description="Run the online-learning job (local mini-cluster).",
+    )
     add_run_arguments(run)
     return parser
 
@@ -51,7 +54,7 @@ def job_failure_reason(exc: BaseException) -> str:
             return f"{match.group(1)}: {match.group(2).strip()}"
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
     if causes:
-        return causes[-1][len("Caused by: "):]
+        return causes[-1][len("Caused by: ") :]
     matches = _PY_ERROR.findall(text)
     if matches:
         return ": ".join(matches[-1])
@@ -78,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)

@@ -36,8 +36,14 @@ def generate(path: Path, *, n: int = 8000, keys: int = 4, seed: int = 7) -> None
                 label = not label  # concept drift
             fh.write(json.dumps({"key": key, "id": i, **x, "y": label}) + "\n")
             if i in (100, 2000, 5000):
-                fh.write(['{"key": "s1", "x0": 0.1', '{"key": "s2", "x0": NaN, "y": true}',
-                          '{"id": 5001, "x0": 1.0}'][(i > 100) + (i > 2000)] + "\n")
+                fh.write(
+                    [
+                        '{"key": "s1", "x0": 0.1',
+                        '{"key": "s2", "x0": NaN, "y": true}',
+                        '{"id": 5001, "x0": 1.0}',
+                    ][(i > 100) + (i > 2000)]
+                    + "\n"
+                )
 
 
 def _read(directory: Path):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict
 
 import yaml
 
@@ -34,7 +33,7 @@ def use_project_conf_dir() -> Path:
     return path
 
 
-def _flatten(prefix: str, value, out: Dict[str, str]) -> None:
+def _flatten(prefix: str, value, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
@@ -46,13 +45,13 @@ def _flatten(prefix: str, value, out: Dict[str, str]) -> None:
         out[prefix] = str(value)
 
 
-def flink_settings() -> Dict[str, str]:
+def flink_settings() -> dict[str, str]:
     """``config.yaml`` as flat ``{"state.backend.type": "hashmap", ...}``."""
     path = conf_dir() / "config.yaml"
     if not path.exists():
         return {}
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     _flatten("", data, out)
     return out

@@ -8,8 +8,8 @@ The job is one linear chain; each step's comment gives the shape of its items.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from jobs.flink_config import flink_settings, use_project_conf_dir
 from jobs.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
@@ -99,8 +99,10 @@ def _source(env, settings: JobSettings):
 
     if settings.is_socket:
         host, port = settings.socket_address
+        # Flink counts connections, not reconnects: N reconnects = N + 1 connections.
+        connections = settings.socket_retries + 1 if settings.socket_retries else 0
         j_stream = env._j_stream_execution_environment.socketTextStream(
-            host, port, "\n", settings.socket_retries
+            host, port, "\n", connections
         )
         return DataStream(j_stream).name(f"socket {host}:{port}").uid(UIDS["source"])
     # ISO-8859-1 hands every byte through as one character; Python decodes UTF-8 strictly.
@@ -113,9 +115,9 @@ def _source(env, settings: JobSettings):
         )
     else:
         builder = builder.process_static_file_set()
-    return env.from_source(
-        builder.build(), WatermarkStrategy.no_watermarks(), "files"
-    ).uid(UIDS["source"])
+    return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "files").uid(
+        UIDS["source"]
+    )
 
 
 def build_job(env, settings: JobSettings) -> None:
@@ -126,29 +128,44 @@ def build_job(env, settings: JobSettings) -> None:
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
-    learner = OnlineLearner(model_spec=settings.model, drift_spec=settings.drift,
-                            on_drift=settings.on_drift)  # validates specs before start-up
-    fields = Fields(key=settings.key, id=settings.id, target=settings.target,
-                    features=settings.features, numeric_target=learner.kind == "regressor")
+    learner = OnlineLearner(
+        model_spec=settings.model, drift_spec=settings.drift, on_drift=settings.on_drift
+    )  # validates specs before start-up
+    fields = Fields(
+        key=settings.key,
+        id=settings.id,
+        target=settings.target,
+        features=settings.features,
+        numeric_target=learner.kind == "regressor",
+    )
     to_stdout = settings.output == "-"
     source_parallelism = 1 if settings.is_socket else settings.parallelism
 
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
     parsed = (
-        lines.process(ParseLines(fields, tag_outputs=to_stdout), output_type=Types.PICKLED_BYTE_ARRAY())
-        .name("parse").uid(UIDS["parse"]).set_parallelism(source_parallelism)
+        lines.process(
+            ParseLines(fields, tag_outputs=to_stdout), output_type=Types.PICKLED_BYTE_ARRAY()
+        )
+        .name("parse")
+        .uid(UIDS["parse"])
+        .set_parallelism(source_parallelism)
     )
     # Record(key, key_id, id, x, y); bad lines -> REJECTED side output
     learned = (
         parsed.key_by(lambda record: record.key_id, key_type=Types.STRING())
         .process(
-            LearnPerKey(model_spec=settings.model, drift_spec=settings.drift,
-                        on_drift=settings.on_drift, ttl_seconds=settings.state_ttl,
-                        tag_outputs=to_stdout),
+            LearnPerKey(
+                model_spec=settings.model,
+                drift_spec=settings.drift,
+                on_drift=settings.on_drift,
+                ttl_seconds=settings.state_ttl,
+                tag_outputs=to_stdout,
+            ),
             output_type=Types.STRING(),
         )
-        .name("learn per key").uid(UIDS["learn"])
+        .name("learn per key")
+        .uid(UIDS["learn"])
     )
     # str: prediction JSON; alerts and model-rejected records on side outputs
     predictions = learned
@@ -156,8 +173,9 @@ def build_job(env, settings: JobSettings) -> None:
     rejected = parsed.get_side_output(REJECTED).union(learned.get_side_output(REJECTED))
 
     if to_stdout:
-        predictions.union(alerts, rejected).print().name("stdout").uid(UIDS["stdout"]) \
-            .set_parallelism(1)
+        predictions.union(alerts, rejected).print().name("stdout").uid(
+            UIDS["stdout"]
+        ).set_parallelism(1)
         return
     out = Path(settings.output).resolve()
     for name, stream in (("predictions", predictions), ("alerts", alerts), ("rejected", rejected)):
@@ -176,7 +194,7 @@ def run_job(settings: JobSettings) -> None:
     env.execute("riverflink")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from jobs.cli import main as cli_main
 
     return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])

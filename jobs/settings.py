@@ -12,7 +12,6 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
 __all__ = ["SettingsError", "JobSettings", "add_run_arguments", "settings_from_args"]
 
@@ -36,21 +35,21 @@ class JobSettings:
     key: str = "key"
     id: str = "id"
     target: str = "y"
-    features: Optional[Tuple[str, ...]] = None
+    features: tuple[str, ...] | None = None
     model: str = DEFAULT_MODEL
     drift: str = DEFAULT_DRIFT
     on_drift: str = "alert"
     parallelism: int = 1
-    checkpoint_dir: Optional[str] = None
-    checkpoint_interval: Optional[float] = None
-    restore: Optional[str] = None
-    state_ttl: Optional[float] = None
+    checkpoint_dir: str | None = None
+    checkpoint_interval: float | None = None
+    restore: str | None = None
+    state_ttl: float | None = None
 
     def __post_init__(self):
         if not self.source:
             raise SettingsError("--source is required: a file, a directory or socket://HOST:PORT")
         if self.is_socket:
-            self.socket_address  # validates
+            _ = self.socket_address  # validates HOST:PORT
             if self.follow:
                 raise SettingsError("--follow watches a directory; it cannot be used with a socket")
         else:
@@ -68,10 +67,14 @@ class JobSettings:
             _positive("--checkpoint-interval", self.checkpoint_interval)
         if self.state_ttl is not None:
             _positive("--state-ttl", self.state_ttl)
-        if not isinstance(self.socket_retries, int) or self.socket_retries < 0:
-            raise SettingsError(f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}")
-        if not isinstance(self.parallelism, int) or self.parallelism < 1:
-            raise SettingsError(f"--parallelism must be a whole number >= 1, not {self.parallelism!r}")
+        if not _whole(self.socket_retries) or self.socket_retries < 0:
+            raise SettingsError(
+                f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}"
+            )
+        if not _whole(self.parallelism) or self.parallelism < 1:
+            raise SettingsError(
+                f"--parallelism must be a whole number >= 1, not {self.parallelism!r}"
+            )
         if self.on_drift not in ("alert", "reset"):
             raise SettingsError(f"--on-drift must be 'alert' or 'reset', not {self.on_drift!r}")
         roles = {"--key": self.key, "--id": self.id, "--target": self.target}
@@ -85,7 +88,9 @@ class JobSettings:
                 raise SettingsError("--features needs a comma-separated list of field names")
             clash = set(self.features) & set(roles.values())
             if clash:
-                raise SettingsError(f"--features cannot include the key, id or target: {sorted(clash)}")
+                raise SettingsError(
+                    f"--features cannot include the key, id or target: {sorted(clash)}"
+                )
         if self.restore == "latest" and not self.checkpoint_dir:
             raise SettingsError("--restore latest looks under --checkpoint-dir; give that too")
         if self.restore not in (None, "latest") and not Path(self.restore).exists():
@@ -96,8 +101,8 @@ class JobSettings:
         return self.source.startswith("socket://")
 
     @property
-    def socket_address(self) -> Tuple[str, int]:
-        rest = self.source[len("socket://"):]
+    def socket_address(self) -> tuple[str, int]:
+        rest = self.source[len("socket://") :]
         host, sep, port = rest.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise SettingsError(f"--source {self.source}: expected socket://HOST:PORT")
@@ -107,8 +112,12 @@ class JobSettings:
     def unbounded(self) -> bool:
         return self.follow or self.is_socket
 
-    def with_changes(self, **changes) -> "JobSettings":
+    def with_changes(self, **changes) -> JobSettings:
         return dataclasses.replace(self, **changes)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _positive(flag: str, value) -> None:
@@ -122,7 +131,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a("--config", metavar="FILE", help="YAML job file with the same settings; flags override it")
     a("--source", metavar="SRC", help="file, directory, or socket://HOST:PORT")
     a("--follow", action="store_true", default=None, help="keep watching a directory (unbounded)")
-    a("--discovery-interval", type=float, metavar="S", help="seconds between scans with --follow (2)")
+    a(
+        "--discovery-interval",
+        type=float,
+        metavar="S",
+        help="seconds between scans with --follow (2)",
+    )
     a("--socket-retries", type=int, metavar="N", help="reconnect attempts when the peer closes (0)")
     a("--key", metavar="F", help="key field (key)")
     a("--id", metavar="F", help="record id field (id)")
@@ -130,7 +144,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a("--features", metavar="F1,F2", help="feature fields (default: all other fields)")
     a("--model", metavar="SPEC", help=f"River estimator spec ({DEFAULT_MODEL})")
     a("--drift", metavar="SPEC", help=f"River drift detector spec or none ({DEFAULT_DRIFT})")
-    a("--on-drift", choices=["alert", "reset"], help="on drift: alert only, or also reset the model")
+    a(
+        "--on-drift",
+        choices=["alert", "reset"],
+        help="on drift: alert only, or also reset the model",
+    )
     a("--output", metavar="DIR", help="output directory, or - for stdout")
     a("--parallelism", type=int, metavar="N", help="operator parallelism (1)")
     a("--checkpoint-dir", metavar="DIR", help="enable checkpoints into DIR")
@@ -153,20 +171,27 @@ def _read_job_file(path: str) -> dict:
     except yaml.YAMLError as exc:
         raise SettingsError(f"--config {path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise SettingsError(f"--config {path}: expected a mapping of settings, got {type(data).__name__}")
+        raise SettingsError(
+            f"--config {path}: expected a mapping of settings, got {type(data).__name__}"
+        )
     out = {}
     for name, value in data.items():
         field = str(name).replace("-", "_")
         if field not in _FIELDS:
-            raise SettingsError(f"--config {path}: unknown setting {name!r}; known: "
-                                + ", ".join(sorted(f.replace('_', '-') for f in _FIELDS)))
+            raise SettingsError(
+                f"--config {path}: unknown setting {name!r}; known: "
+                + ", ".join(sorted(f.replace("_", "-") for f in _FIELDS))
+            )
         out[field] = value
     base = os.path.dirname(os.path.abspath(path))
     for field in ("source", "output", "checkpoint_dir", "restore"):  # relative to the job file
         value = out.get(field)
-        if isinstance(value, str) and value not in ("-", "latest") and not value.startswith(
-            "socket://"
-        ) and not os.path.isabs(value):
+        if (
+            isinstance(value, str)
+            and value not in ("-", "latest")
+            and not value.startswith("socket://")
+            and not os.path.isabs(value)
+        ):
             out[field] = os.path.join(base, value)
     return out
 
@@ -187,9 +212,14 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
             values[name] = float(values[name])
     for name in ("source", "output"):
         if not values.get(name):
-            raise SettingsError(f"--{name} is required" + (
-                ": a file, a directory or socket://HOST:PORT" if name == "source"
-                else ": a directory, or - for stdout"))
+            raise SettingsError(
+                f"--{name} is required"
+                + (
+                    ": a file, a directory or socket://HOST:PORT"
+                    if name == "source"
+                    else ": a directory, or - for stdout"
+                )
+            )
     try:
         return JobSettings(**values)
     except TypeError as exc:

@@ -52,8 +52,15 @@ def _canonical(spec: str) -> str:
 class LearnPerKey(KeyedProcessFunction):
     """Per key: read the envelope, run one learning step, write the envelope back, emit."""
 
-    def __init__(self, *, model_spec: str, drift_spec: str, on_drift: str,
-                 ttl_seconds: float | None = None, tag_outputs: bool = False):
+    def __init__(
+        self,
+        *,
+        model_spec: str,
+        drift_spec: str,
+        on_drift: str,
+        ttl_seconds: float | None = None,
+        tag_outputs: bool = False,
+    ):
         self.model_spec = model_spec
         self.drift_spec = drift_spec
         self.on_drift = on_drift

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from operators.records import Record, Rejected
 from state.envelope import KeyState
@@ -53,8 +53,9 @@ class Prediction:
 
     def to_json(self, kind: bool = False) -> str:
         out = {"kind": "prediction"} if kind else {}
-        out.update(key=self.key, id=self.id, y_pred=_jsonable(self.y_pred),
-                   y_true=self.y_true, n=self.n)
+        out.update(
+            key=self.key, id=self.id, y_pred=_jsonable(self.y_pred), y_true=self.y_true, n=self.n
+        )
         return json.dumps(out)
 
 
@@ -106,12 +107,14 @@ class OnlineLearner:
 
     def new_state(self) -> KeyState:
         detector = None if self.detector_prototype is None else self.detector_prototype.clone()
-        return KeyState(model=self.prototype.clone(), detector=detector,
-                        model_spec=self.model_spec, drift_spec=self.drift_spec)
+        return KeyState(
+            model=self.prototype.clone(),
+            detector=detector,
+            model_spec=self.model_spec,
+            drift_spec=self.drift_spec,
+        )
 
-    def step(
-        self, state: Optional[KeyState], record: Record
-    ) -> Tuple[Optional[KeyState], List[Any]]:
+    def step(self, state: KeyState | None, record: Record) -> tuple[KeyState | None, list[Any]]:
         """Advance one key by one record; ``(None, [Rejected])`` leaves the key untouched."""
         if state is None:
             state = self.new_state()
@@ -121,13 +124,13 @@ class OnlineLearner:
             reason = f"the model raised {type(exc).__name__}: {exc}"
             return None, [Rejected(record.raw, reason)]
 
-    def _advance(self, state: KeyState, record: Record) -> List[Any]:
+    def _advance(self, state: KeyState, record: Record) -> list[Any]:
         model, x, y = state.model, record.x, record.y
         if self.kind == "anomaly":
             y_pred = model.score_one(x)
         else:
             y_pred = model.predict_one(x)
-        outputs: List[Any] = [Prediction(record.key, record.id, y_pred, y, state.n)]
+        outputs: list[Any] = [Prediction(record.key, record.id, y_pred, y, state.n)]
         if self.supervised and y is not None:
             if state.detector is not None and y_pred is not None:
                 error = float(y_pred != y) if self.kind == "classifier" else abs(y_pred - y)

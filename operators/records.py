@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 __all__ = ["Fields", "Record", "Rejected", "parse_line", "RAW_LIMIT"]
 
@@ -28,7 +28,7 @@ class Fields:
     key: str = "key"
     id: str = "id"
     target: str = "y"
-    features: Optional[tuple] = None  # None: every other field, in input order
+    features: tuple | None = None  # None: every other field, in input order
     numeric_target: bool = False  # regressors need a number as label
 
 
@@ -72,9 +72,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _decode(raw: Union[str, bytes]) -> tuple:
+def _decode(raw: str | bytes) -> tuple:
     """(text, error): the line as UTF-8 text, or an error for invalid bytes."""
-    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    if isinstance(raw, str):
+        try:
+            data = raw.encode("latin-1")
+        except UnicodeEncodeError:  # already decoded text (not from riverflink's sources)
+            return raw, None
+    else:
+        data = raw
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
@@ -82,7 +88,7 @@ def _decode(raw: Union[str, bytes]) -> tuple:
         return text, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
 
 
-def parse_line(raw: Union[str, bytes], fields: Fields = Fields()) -> Union[Record, Rejected, None]:
+def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected | None:
     """Parse one line; ``None`` for a blank line.
 
     >>> parse_line('{"key": "a", "id": 1, "x1": 0.5, "y": true}')
@@ -122,11 +128,14 @@ def _to_record(text: str, fields: Fields) -> Record:
     y = obj.get(fields.target)
     if y is not None:
         if not isinstance(y, _SCALARS):
-            raise _BadInput(f"target field {fields.target!r} must be a scalar, not a JSON "
-                            f"{'object' if isinstance(y, dict) else 'list'}")
+            raise _BadInput(
+                f"target field {fields.target!r} must be a scalar, not a JSON "
+                f"{'object' if isinstance(y, dict) else 'list'}"
+            )
         if fields.numeric_target and (isinstance(y, (bool, str))):
-            raise _BadInput(f"target field {fields.target!r} must be a number for a regressor, "
-                            f"got {y!r}")
+            raise _BadInput(
+                f"target field {fields.target!r} must be a number for a regressor, got {y!r}"
+            )
         if isinstance(y, int) and not isinstance(y, bool) and fields.numeric_target:
             y = _checked_int(y, fields.target)
     if fields.features is None:
@@ -140,13 +149,16 @@ def _to_record(text: str, fields: Fields) -> Record:
         if value is None:
             continue  # a null feature is a missing feature, as in River's sparse dicts
         if isinstance(value, (dict, list)):
-            raise _BadInput(f"feature {name!r} must be a number, string or boolean, not a JSON "
-                            f"{'object' if isinstance(value, dict) else 'list'}")
+            raise _BadInput(
+                f"feature {name!r} must be a number, string or boolean, not a JSON "
+                f"{'object' if isinstance(value, dict) else 'list'}"
+            )
         if isinstance(value, int) and not isinstance(value, bool):
             value = _checked_int(value, name)
         x[name] = value
-    return Record(key=key, key_id=json.dumps(key), id=obj.get(fields.id), x=x, y=y,
-                  raw=text[:RAW_LIMIT])
+    return Record(
+        key=key, key_id=json.dumps(key), id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT]
+    )
 
 
 def _checked_int(value: int, name: str) -> int:

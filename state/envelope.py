@@ -83,7 +83,9 @@ def read_header(blob: bytes) -> dict:
     try:
         return json.loads(head)
     except ValueError as exc:
-        raise StateFormatError(f"stored key state has an unreadable header: {head[:200]!r}") from exc
+        raise StateFormatError(
+            f"stored key state has an unreadable header: {head[:200]!r}"
+        ) from exc
 
 
 def loads(blob: bytes) -> KeyState:

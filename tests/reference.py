@@ -78,9 +78,11 @@ def reference_predictions(
             seen[slot] = 0
         model, detector, n = models[slot], detectors[slot], seen[slot]
 
-        names = features if features is not None else [
-            name for name in record if name not in (key, id, target)
-        ]
+        names = (
+            features
+            if features is not None
+            else [name for name in record if name not in (key, id, target)]
+        )
         x = {name: record[name] for name in names if record.get(name) is not None}
         y = record.get(target)
         record_id = record.get(id)
@@ -101,8 +103,13 @@ def reference_predictions(
                     if detector.drift_detected:
                         name = detector_spec or type(detector).__name__
                         alerts.append(
-                            {"key": k, "id": record_id, "n": n, "detector": name,
-                             "action": on_drift}
+                            {
+                                "key": k,
+                                "id": record_id,
+                                "n": n,
+                                "detector": name,
+                                "action": on_drift,
+                            }
                         )
                         if on_drift == "reset":
                             model = models[slot] = make_model()

@@ -25,7 +25,11 @@ def run_cli(*args: str, timeout: float = 240, cwd: Path = REPO) -> subprocess.Co
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
         [sys.executable, "-m", "jobs.online_learning", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -39,8 +43,9 @@ def read_lines(directory: Path) -> list:
 
 
 def read_output(directory: Path) -> dict:
-    return {name: read_lines(Path(directory) / name)
-            for name in ("predictions", "alerts", "rejected")}
+    return {
+        name: read_lines(Path(directory) / name) for name in ("predictions", "alerts", "rejected")
+    }
 
 
 def by_key(rows: list) -> list:
@@ -53,8 +58,9 @@ def jsonable(rows: list) -> list:
     return [json.loads(json.dumps(r)) for r in rows]
 
 
-def drifting_stream(n: int = 3000, keys=("a", "b", "c", "d"), *, seed: int = 3,
-                    drift_key="a", regression=False) -> list:
+def drifting_stream(
+    n: int = 3000, keys=("a", "b", "c", "d"), *, seed: int = 3, drift_key="a", regression=False
+) -> list:
     """Records whose concept flips (or shifts) halfway for ``drift_key``."""
     rng = random.Random(seed)
     weights = {k: [rng.uniform(-2, 2) for _ in range(3)] for k in keys}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.integration.conftest import by_key, drifting_stream, jsonable, read_lines, run_cli
-from tests.reference import reference_predictions
 from tests.integration.test_parity import default_model
+from tests.reference import reference_predictions
 
 BAD = [
     (b"this is not json", "invalid JSON"),
@@ -44,8 +44,9 @@ def test_bad_lines_rejected_and_valid_records_untouched(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(mixed) + b"\n")
 
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"),
-                     "--parallelism", "2")
+    result = run_cli(
+        "--source", str(source), "--output", str(tmp_path / "out"), "--parallelism", "2"
+    )
     assert result.returncode == 0, result.stderr
 
     predictions = read_lines(tmp_path / "out" / "predictions")

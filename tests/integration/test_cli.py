@@ -27,13 +27,19 @@ def source(tmp_path):
         (["--follow"], "--follow needs a directory"),
         (["--restore", "latest"], "--checkpoint-dir"),
         (["--key", "y"], "different fields"),
-        (["--model", "preprocessing.StandardScaler() | linear_model.LinearRegression()",
-          "--drift", "drift.binary.DDM()"], "0/1 errors"),
+        (
+            [
+                "--model",
+                "preprocessing.StandardScaler() | linear_model.LinearRegression()",
+                "--drift",
+                "drift.binary.DDM()",
+            ],
+            "0/1 errors",
+        ),
     ],
 )
 def test_bad_settings_fail_before_flink_starts(tmp_path, source, args, message):
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"), *args,
-                     timeout=60)
+    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"), *args, timeout=60)
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -49,8 +55,10 @@ def test_missing_source_and_output(tmp_path):
 
 
 def test_job_file_with_flag_override_and_custom_fields(tmp_path):
-    records = [{"user": f"u{i % 3}", "event": i, "a": i % 7, "b": -i, "noise": 1.0,
-                "clicked": i % 2 == 0} for i in range(300)]
+    records = [
+        {"user": f"u{i % 3}", "event": i, "a": i % 7, "b": -i, "noise": 1.0, "clicked": i % 2 == 0}
+        for i in range(300)
+    ]
     write_jsonl(tmp_path / "events.jsonl", records)
     (tmp_path / "job.yaml").write_text(
         "source: events.jsonl\n"

@@ -41,10 +41,26 @@ def test_follow_directory_commits_each_new_file(tmp_path):
     records = drifting_stream(1200, seed=21)
     first, second = records[:700], records[700:]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.online_learning", "--source", str(watched), "--follow",
-         "--discovery-interval", "0.5", "--output", str(out), "--parallelism", "2"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "jobs.online_learning",
+            "--source",
+            str(watched),
+            "--follow",
+            "--discovery-interval",
+            "0.5",
+            "--output",
+            str(out),
+            "--parallelism",
+            "2",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # write elsewhere, then move in: the watcher must never see half a file
@@ -58,6 +74,7 @@ def test_follow_directory_commits_each_new_file(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    expected, _ = reference_predictions(records, default_model, make_detector=drift.ADWIN,
-                                        detector_spec="drift.ADWIN()")
+    expected, _ = reference_predictions(
+        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+    )
     assert by_key(rows) == by_key(jsonable(expected))

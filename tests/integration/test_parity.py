@@ -24,13 +24,24 @@ def default_model():
 def test_classifier_with_drift_matches_river_at_parallelism_2(tmp_path, on_drift):
     records = drifting_stream(4000)
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"),
-                     "--parallelism", "2", "--on-drift", on_drift)
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--parallelism",
+        "2",
+        "--on-drift",
+        on_drift,
+    )
     assert result.returncode == 0, result.stderr
 
     out = read_output(tmp_path / "out")
     expected, expected_alerts = reference_predictions(
-        records, default_model, make_detector=drift.ADWIN, on_drift=on_drift,
+        records,
+        default_model,
+        make_detector=drift.ADWIN,
+        on_drift=on_drift,
         detector_spec="drift.ADWIN()",
     )
     assert len(out["predictions"]) == len(records)
@@ -45,10 +56,18 @@ def test_classifier_with_drift_matches_river_at_parallelism_2(tmp_path, on_drift
 def test_regressor_matches_river(tmp_path):
     records = drifting_stream(2000, regression=True)
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"),
-                     "--parallelism", "2",
-                     "--model", "preprocessing.StandardScaler() | linear_model.LinearRegression()",
-                     "--drift", "drift.PageHinkley(threshold=20)")
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--parallelism",
+        "2",
+        "--model",
+        "preprocessing.StandardScaler() | linear_model.LinearRegression()",
+        "--drift",
+        "drift.PageHinkley(threshold=20)",
+    )
     assert result.returncode == 0, result.stderr
 
     out = read_output(tmp_path / "out")
@@ -71,8 +90,16 @@ def test_anomaly_detector_scores_every_record(tmp_path):
         del r["y"]  # anomaly detectors learn from labeled and unlabeled records alike
     source = write_jsonl(tmp_path / "in.jsonl", records)
     spec = "preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=42, n_trees=5)"
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"),
-                     "--parallelism", "2", "--model", spec)
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--parallelism",
+        "2",
+        "--model",
+        spec,
+    )
     assert result.returncode == 0, result.stderr
 
     out = read_output(tmp_path / "out")

@@ -8,7 +8,7 @@ import threading
 
 from river import drift
 
-from tests.integration.conftest import by_key, drifting_stream, jsonable, run_cli
+from tests.integration.conftest import by_key, drifting_stream, jsonable, read_lines, run_cli
 from tests.integration.test_parity import default_model
 from tests.reference import reference_predictions
 
@@ -25,7 +25,7 @@ def serve_once(payload: bytes):
             conn, _ = server.accept()
             with conn:
                 for start in range(0, len(payload), 4096):  # in chunks, lines split across
-                    conn.sendall(payload[start:start + 4096])
+                    conn.sendall(payload[start : start + 4096])
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
@@ -38,8 +38,9 @@ def test_socket_feed_to_stdout_matches_river(tmp_path):
     payload += b'{"key": "a", "f0": 1}\xff\n\n{"broken"\n'
     port, thread = serve_once(payload)
 
-    result = run_cli("--source", f"socket://127.0.0.1:{port}", "--output", "-",
-                     "--parallelism", "2")
+    result = run_cli(
+        "--source", f"socket://127.0.0.1:{port}", "--output", "-", "--parallelism", "2"
+    )
     thread.join(timeout=5)
     assert result.returncode == 0, result.stderr
 
@@ -54,3 +55,36 @@ def test_socket_feed_to_stdout_matches_river(tmp_path):
     assert by_key(kinds.get("alert", [])) == by_key(jsonable(expected_alerts))
     errors = sorted(r["error"].split(":")[0] for r in kinds["rejected"])
     assert errors == ["invalid JSON", "invalid UTF-8 at byte 21"]
+
+
+def test_socket_retries_reconnect_after_the_peer_closes(tmp_path):
+    records = drifting_stream(900, seed=8)
+    halves = [records[:400], records[400:]]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(120)
+
+    def serve_twice():
+        with server:
+            for half in halves:  # the job reconnects after the first close
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in half))
+
+    thread = threading.Thread(target=serve_twice, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    result = run_cli(
+        "--source",
+        f"socket://127.0.0.1:{port}",
+        "--socket-retries",
+        "1",
+        "--output",
+        str(tmp_path / "out"),
+    )
+    thread.join(timeout=5)
+    assert result.returncode == 0, result.stderr
+    rows = read_lines(tmp_path / "out" / "predictions")
+    expected, _ = reference_predictions(records, default_model)
+    assert by_key(rows) == by_key(jsonable(expected))

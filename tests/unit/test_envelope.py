@@ -1,0 +1,174 @@
+"""The state envelope: header + pickle, a faithful round trip, and loud failures."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import re
+
+import pytest
+import river
+from river import drift, linear_model
+
+from jobs.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+from operators.learner import OnlineLearner
+from operators.records import Fields, parse_line
+from state.envelope import FORMAT_VERSION, KeyState, StateFormatError, dumps, loads, read_header
+
+MODELS = [
+    (DEFAULT_MODEL, "classifier"),
+    ("tree.HoeffdingTreeClassifier()", "classifier"),
+    ("linear_model.LinearRegression()", "regressor"),
+    ("anomaly.HalfSpaceTrees(seed=42)", "unsupervised"),
+    ("cluster.KMeans(n_clusters=2, seed=1)", "unsupervised"),
+]
+
+
+def records(kind: str, n: int, seed: int = 5) -> list:
+    rng = random.Random(seed)
+    fields = Fields(numeric_target=kind == "regressor")
+    out = []
+    for i in range(n):
+        x1, x2 = rng.random(), rng.random()
+        row = {"key": "k", "id": i, "x1": x1, "x2": x2}
+        if kind == "classifier":
+            row["y"] = (x1 > x2) != (i > n // 2)  # the concept flips: the detector has work
+        elif kind == "regressor":
+            row["y"] = 4 * x1 - x2 if i < n // 2 else -6 * x1
+        out.append(parse_line(json.dumps(row), fields))
+    return out
+
+
+def outputs_as_json(learner, state, stream):
+    texts = []
+    for record in stream:
+        state, outs = learner.step(state, record)
+        texts += [out.to_json() for out in outs]
+    return state, texts
+
+
+@pytest.mark.parametrize("spec, kind", MODELS, ids=[spec for spec, _ in MODELS])
+def test_round_trip_gives_identical_predictions(spec, kind):
+    drift_spec = DEFAULT_DRIFT if kind != "regressor" else "drift.PageHinkley()"
+    learner = OnlineLearner(model_spec=spec, drift_spec=drift_spec)
+    stream = records(kind, 600)
+    state, _ = outputs_as_json(learner, None, stream[:300])
+
+    restored = loads(dumps(state))
+
+    assert (restored.n, restored.learned, restored.alerts) == (state.n, state.learned, state.alerts)
+    assert (restored.model_spec, restored.drift_spec) == (spec, drift_spec)
+    assert restored.model is not state.model
+    _, original_out = outputs_as_json(learner, state, stream[300:])
+    _, restored_out = outputs_as_json(learner, restored, stream[300:])
+    assert restored_out == original_out
+    assert len(original_out) >= 300
+
+
+def test_detector_state_is_preserved():
+    learner = OnlineLearner(model_spec=DEFAULT_MODEL, drift_spec="drift.ADWIN()")
+    stream = records("classifier", 1000)
+    state, _ = outputs_as_json(learner, None, stream[:400])
+    assert state.detector.width > 0
+
+    restored = loads(dumps(state))
+
+    for attr in ("width", "estimation", "variance", "n_detections", "total"):
+        assert getattr(restored.detector, attr) == getattr(state.detector, attr), attr
+    state, original = outputs_as_json(learner, state, stream[400:])
+    restored, after_restore = outputs_as_json(learner, restored, stream[400:])
+    assert after_restore == original
+    assert any('"detector": "drift.ADWIN()"' in line for line in original)  # it did fire
+    assert restored.alerts == state.alerts > 0
+
+
+def test_a_plain_detector_round_trips_on_its_own():
+    detector = drift.ADWIN(delta=0.01)
+    for i in range(500):
+        detector.update(float(i % 3 == 0) + (i > 250))
+    state = KeyState(linear_model.LinearRegression(), detector, "m", "d", n=500, learned=500)
+    restored = loads(dumps(state)).detector
+    assert (restored.delta, restored.width, restored.estimation) == (
+        0.01,
+        detector.width,
+        detector.estimation,
+    )
+
+
+def test_header_is_readable_without_unpickling():
+    blob = dumps(
+        KeyState(
+            linear_model.LinearRegression(), None, "linear_model.LinearRegression()", "none", n=3
+        )
+    )
+    assert blob.startswith(b"RFLK")
+    assert read_header(blob) == {
+        "format": FORMAT_VERSION,
+        "river": river.__version__,
+        "model": "linear_model.LinearRegression()",
+        "drift": "none",
+    }
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_loads_accepts_any_bytes_like(wrap):
+    blob = dumps(KeyState(linear_model.LinearRegression(), None, "lr", "none", n=2, alerts=1))
+    state = loads(wrap(blob))
+    assert (state.n, state.learned, state.alerts, state.model_spec) == (2, 0, 1, "lr")
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def _blob(header: dict, payload: bytes) -> bytes:
+    return b"RFLK" + json.dumps(header).encode() + b"\n" + payload
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        b"RFLK",
+        b"XXXX" + dumps(KeyState(None, None, "m", "d"))[4:],
+        pickle.dumps((None, None, 0, 0, 0)),
+        b'{"format": 1}\n',
+        b"RFLK{not json}\nrest",
+    ],
+    ids=["empty", "magic-only", "wrong-magic", "bare-pickle", "no-magic", "bad-header"],
+)
+def test_foreign_bytes_are_refused(blob):
+    with pytest.raises(StateFormatError):
+        loads(blob)
+
+
+def test_wrong_magic_says_it_is_not_an_envelope():
+    with pytest.raises(StateFormatError, match="not a riverflink state envelope"):
+        read_header(b"PK\x03\x04 something else\n")
+
+
+def test_a_newer_format_is_refused_naming_both_versions():
+    payload = pickle.dumps((None, None, 0, 0, 0))
+    blob = _blob({"format": 2, "river": "9.9.9", "model": "m", "drift": "d"}, payload)
+    with pytest.raises(StateFormatError) as info:
+        loads(blob)
+    message = str(info.value)
+    assert re.search(r"format\D*\b2\b", message), message
+    assert re.search(r"format\D*\b1\b", message), message
+    assert "9.9.9" in message
+
+
+@pytest.mark.parametrize("payload", [b"garbage", b"\x80\x05garbage", pickle.dumps((1, 2))])
+def test_a_corrupt_pickle_is_refused_naming_river_versions(payload):
+    blob = _blob({"format": FORMAT_VERSION, "river": "0.19.0", "model": "m", "drift": "d"}, payload)
+    with pytest.raises(StateFormatError) as info:
+        loads(blob)
+    message = str(info.value)
+    assert "0.19.0" in message
+    assert river.__version__ in message
+
+
+def test_a_truncated_envelope_is_refused():
+    blob = dumps(KeyState(linear_model.LinearRegression(), drift.ADWIN(), "m", "d"))
+    with pytest.raises(StateFormatError):
+        loads(blob[: len(blob) - 20])

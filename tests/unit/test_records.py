@@ -1,0 +1,262 @@
+"""parse_line: one input line -> Record, Rejected (with a reason) or None."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from operators.records import RAW_LIMIT, Fields, Record, Rejected, parse_line
+
+DEFAULT_FIELDS = Fields()
+
+
+def as_source_line(text: str) -> str:
+    """What the Flink sources hand over: the UTF-8 bytes, one character per byte."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def rejected(raw, fields: Fields = DEFAULT_FIELDS) -> Rejected:
+    out = parse_line(raw, fields)
+    assert isinstance(out, Rejected), out
+    assert out.error and out.error.strip()
+    return out
+
+
+def record(raw, fields: Fields = DEFAULT_FIELDS) -> Record:
+    out = parse_line(raw, fields)
+    assert isinstance(out, Record), out
+    return out
+
+
+# --- valid records ----------------------------------------------------------------------------
+
+
+def test_a_valid_line_becomes_a_record():
+    rec = record('{"key": "a", "id": 3, "x1": 0.5, "x2": "red", "y": true}')
+    assert rec.key == "a"
+    assert rec.id == 3
+    assert rec.x == {"x1": 0.5, "x2": "red"}
+    assert rec.y is True
+
+
+def test_default_features_are_all_other_fields_in_input_order():
+    rec = record('{"z": 1, "key": "a", "b": 2, "y": 0, "a": 3, "id": 9, "m": false}')
+    assert list(rec.x) == ["z", "b", "a", "m"]
+    assert rec.x == {"z": 1, "b": 2, "a": 3, "m": False}
+
+
+def test_named_features_keep_only_those_and_omit_missing_ones():
+    fields = Fields(features=("b", "missing", "a"))
+    rec = record('{"key": "a", "a": 1, "b": 2, "c": 3, "y": 1}', fields)
+    assert rec.x == {"b": 2, "a": 1}
+
+
+def test_custom_role_fields():
+    fields = Fields(key="user", id="event", target="label")
+    rec = record('{"user": "u1", "event": "e7", "label": "spam", "key": 5, "y": 1}', fields)
+    assert (rec.key, rec.id, rec.y) == ("u1", "e7", "spam")
+    assert rec.x == {"key": 5, "y": 1}
+
+
+def test_null_features_are_omitted():
+    rec = record('{"key": "a", "x1": null, "x2": 1.5}')
+    assert rec.x == {"x2": 1.5}
+
+
+@pytest.mark.parametrize("line", ['{"key": "a", "x": 1}', '{"key": "a", "x": 1, "y": null}'])
+def test_missing_or_null_target_is_unlabeled(line):
+    assert record(line).y is None
+
+
+def test_missing_id_is_none():
+    assert record('{"key": "a", "x": 1}').id is None
+
+
+def test_key_id_tells_number_keys_from_string_keys():
+    as_number = record('{"key": 7, "x": 1}')
+    as_string = record('{"key": "7", "x": 1}')
+    assert as_number.key == 7 and as_string.key == "7"
+    assert as_number.key_id != as_string.key_id
+
+
+@pytest.mark.parametrize("line", ["", " ", "\t  ", "\n", "\r\n", "   \r\n"])
+def test_blank_lines_are_skipped(line):
+    assert parse_line(line) is None
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_line_endings_are_stripped(ending):
+    line = '{"key": "a", "x": 1}' + ending
+    rec = record(line)
+    assert rec.x == {"x": 1}
+    assert not rec.raw.endswith(("\r", "\n"))
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_non_ascii_utf8_text_passes_through(as_bytes):
+    line = '{"key": "café", "ville": "été", "y": "ça"}'
+    raw = line.encode("utf-8") if as_bytes else as_source_line(line)
+    rec = record(raw)
+    assert rec.key == "café"
+    assert rec.x == {"ville": "été"}
+    assert rec.y == "ça"
+
+
+def test_numeric_target_accepts_numbers():
+    fields = Fields(numeric_target=True)
+    assert record('{"key": "a", "y": 2}', fields).y == 2
+    assert record('{"key": "a", "y": -2.5e3}', fields).y == -2500.0
+
+
+def test_a_two_megabyte_valid_line_parses():
+    big = "v" * (2 * 1024 * 1024)
+    rec = record(json.dumps({"key": "a", "text": big, "y": 1}))
+    assert rec.x["text"] == big
+
+
+# --- rejected lines ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff",
+        b'{"key": "a", "x": "\xff"}',
+        b'{"key": "a", "x": "\xc3"}',  # truncated two-byte sequence
+        b'{"key": "\xed\xa0\x80"}',  # an encoded surrogate
+        b'{"key": "a"}\xc0\xaf',  # overlong encoding
+    ],
+)
+def test_invalid_utf8_is_rejected(data, as_bytes):
+    raw = data if as_bytes else data.decode("latin-1")
+    out = rejected(raw)
+    assert "UTF-8" in out.error
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"key": "a", "x": 1',
+        '{"key": "a",}',
+        "{key: 1}",
+        "not json",
+        '{"key": "a"} trailing',
+        "'single'",
+    ],
+)
+def test_invalid_json_is_rejected(line):
+    assert "JSON" in rejected(line).error
+
+
+@pytest.mark.parametrize(
+    "line, what",
+    [
+        ("[1, 2]", "list"),
+        ("3.5", "float"),
+        ("7", "int"),
+        ('"text"', "str"),
+        ("true", "bool"),
+        ("null", "NoneType"),
+    ],
+)
+def test_a_value_that_is_not_an_object_is_rejected(line, what):
+    out = rejected(line)
+    assert "object" in out.error and what in out.error
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"x": 1}', '{"key": null, "x": 1}', '{"key": [1], "x": 1}', '{"key": {"a": 1}, "x": 1}'],
+)
+def test_missing_null_or_non_scalar_key_is_rejected(line):
+    assert "key" in rejected(line).error
+
+
+def test_custom_key_field_is_required():
+    out = rejected('{"key": "a", "x": 1}', Fields(key="user"))
+    assert "user" in out.error
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{"key": "a", "x": {}}}',
+        '{{"key": "a", "y": {}}}',
+        '{{"key": "a", "id": {}}}',
+        '{{"key": {}}}',
+        '{{"key": "a", "other": [1, {}]}}',
+        '{{"key": "a", "o": {{"d": {}}}}}',
+    ],
+)
+def test_non_finite_numbers_are_rejected_anywhere(template, number):
+    line = template.format(number)
+    out = rejected(line)
+    assert "finite" in out.error
+
+
+def test_non_finite_numbers_are_rejected_even_outside_the_named_features():
+    out = rejected('{"key": "a", "x": 1, "ignored": NaN}', Fields(features=("x",)))
+    assert "finite" in out.error
+
+
+@pytest.mark.parametrize(
+    "value, what", [('{"a": 1}', "object"), ("[1, 2]", "list"), ("[]", "list"), ("{}", "object")]
+)
+def test_feature_objects_and_lists_are_rejected(value, what):
+    out = rejected(f'{{"key": "a", "feat": {value}}}')
+    assert "feat" in out.error and what in out.error
+
+
+@pytest.mark.parametrize("value, what", [('{"a": 1}', "object"), ("[1]", "list")])
+def test_target_objects_and_lists_are_rejected(value, what):
+    out = rejected(f'{{"key": "a", "x": 1, "y": {value}}}')
+    assert "'y'" in out.error and what in out.error
+
+
+@pytest.mark.parametrize("value", ['"3.5"', '"yes"', "true", "false"])
+def test_numeric_target_rejects_strings_and_booleans(value):
+    out = rejected(f'{{"key": "a", "x": 1, "y": {value}}}', Fields(numeric_target=True))
+    assert "'y'" in out.error and "number" in out.error
+
+
+@pytest.mark.parametrize("value", ['"3.5"', "true"])
+def test_non_numeric_target_is_fine_for_classifiers(value):
+    assert record(f'{{"key": "a", "y": {value}}}').y == json.loads(value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"key": "a", "text": "' + "v" * (2 * 1024 * 1024),  # unterminated string
+        "[" * (2 * 1024 * 1024),  # nested far too deeply
+        '{"key": "a", "x": ' + "9" * 100 + "} " + "x" * (2 * 1024 * 1024),
+    ],
+    ids=["unterminated", "deep", "trailing"],
+)
+def test_a_two_megabyte_invalid_line_is_rejected_and_quoted_briefly(line):
+    out = rejected(line)
+    quoted = json.loads(out.to_json())
+    assert len(quoted["raw"]) <= RAW_LIMIT == 1000
+    assert quoted["raw"] == line[:RAW_LIMIT]
+    assert len(out.to_json()) < 2 * RAW_LIMIT + len(out.error) + 100
+
+
+# --- Rejected output --------------------------------------------------------------------------
+
+
+def test_rejected_to_json_fields():
+    out = rejected('{"key": null}')
+    assert list(json.loads(out.to_json())) == ["raw", "error"]
+    tagged = json.loads(out.to_json(kind=True))
+    assert list(tagged) == ["kind", "raw", "error"]
+    assert tagged == {"kind": "rejected", "raw": '{"key": null}', "error": out.error}
+
+
+def test_rejected_invalid_utf8_is_still_json_safe():
+    out = rejected(b'{"key": "\xff"}\r\n'.decode("latin-1"))
+    quoted = json.loads(out.to_json())
+    assert quoted["raw"].startswith('{"key": "')
+    assert not quoted["raw"].endswith(("\r", "\n"))

@@ -1,0 +1,406 @@
+"""Job settings (constructor validation, flags + YAML job file) and latest_checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from jobs.checkpoints import latest_checkpoint
+from jobs.settings import JobSettings, SettingsError, add_run_arguments, settings_from_args
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"key": "a", "x": 1, "y": true}\n')
+    return path
+
+
+@pytest.fixture
+def out(tmp_path) -> str:
+    return str(tmp_path / "out")
+
+
+def settings(**values) -> JobSettings:
+    return JobSettings(**values)
+
+
+def parse(argv) -> JobSettings:
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    return settings_from_args(parser.parse_args(argv))
+
+
+# --- JobSettings ------------------------------------------------------------------------------
+
+
+def test_defaults_for_a_file_source(data, out):
+    s = settings(source=str(data), output=out)
+    assert (s.key, s.id, s.target, s.features) == ("key", "id", "y", None)
+    assert (s.on_drift, s.parallelism, s.follow) == ("alert", 1, False)
+    assert not s.unbounded and not s.is_socket
+
+
+@pytest.mark.parametrize("source", ["", None])
+def test_source_is_required(source, out):
+    with pytest.raises(SettingsError, match="--source is required"):
+        settings(source=source, output=out)
+
+
+def test_source_must_exist(tmp_path, out):
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(SettingsError, match="no such file or directory"):
+        settings(source=str(missing), output=out)
+
+
+@pytest.mark.parametrize("output", ["", None])
+def test_output_is_required(data, output):
+    with pytest.raises(SettingsError, match="--output"):
+        settings(source=str(data), output=output)
+
+
+def test_output_may_not_be_a_file(data):
+    with pytest.raises(SettingsError, match="not a directory"):
+        settings(source=str(data), output=str(data))
+
+
+def test_output_may_be_stdout(data):
+    assert settings(source=str(data), output="-").output == "-"
+
+
+@pytest.mark.parametrize(
+    "source, address",
+    [
+        ("socket://localhost:9999", ("localhost", 9999)),
+        ("socket://10.0.0.1:1", ("10.0.0.1", 1)),
+        ("socket://[::1]:65535", ("[::1]", 65535)),
+    ],
+)
+def test_socket_sources_are_parsed(source, address, out):
+    s = settings(source=source, output=out)
+    assert s.is_socket and s.unbounded
+    assert s.socket_address == address
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "socket://localhost",
+        "socket://localhost:",
+        "socket://:9999",
+        "socket://localhost:http",
+        "socket://localhost:0",
+        "socket://localhost:65536",
+        "socket://localhost:-1",
+        "socket://localhost:99999999",
+        "socket://",
+    ],
+)
+def test_bad_socket_addresses_are_refused(source, out):
+    with pytest.raises(SettingsError, match="socket://HOST:PORT"):
+        settings(source=source, output=out)
+
+
+def test_follow_needs_a_directory(tmp_path, data, out):
+    assert settings(source=str(tmp_path), output=out, follow=True).unbounded
+    with pytest.raises(SettingsError, match="--follow"):
+        settings(source=str(data), output=out, follow=True)
+
+
+def test_follow_cannot_watch_a_socket(out):
+    with pytest.raises(SettingsError, match="--follow"):
+        settings(source="socket://localhost:9999", output=out, follow=True)
+
+
+@pytest.mark.parametrize("parallelism", [0, -1, 1.5, "2"])
+def test_parallelism_must_be_a_positive_whole_number(parallelism, data, out):
+    with pytest.raises(SettingsError, match="--parallelism"):
+        settings(source=str(data), output=out, parallelism=parallelism)
+
+
+@pytest.mark.parametrize(
+    "name, flag",
+    [
+        ("discovery_interval", "--discovery-interval"),
+        ("checkpoint_interval", "--checkpoint-interval"),
+        ("state_ttl", "--state-ttl"),
+    ],
+)
+@pytest.mark.parametrize("value", [-1.0, 0, 0.0, float("nan"), "5", True])
+def test_intervals_must_be_positive_numbers(name, flag, value, data, out):
+    with pytest.raises(SettingsError, match=re.escape(flag)):
+        settings(source=str(data), output=out, **{name: value})
+
+
+def test_socket_retries_must_not_be_negative(out):
+    with pytest.raises(SettingsError, match="--socket-retries"):
+        settings(source="socket://localhost:9999", output=out, socket_retries=-1)
+
+
+@pytest.mark.parametrize("on_drift", ["ignore", "", "Reset", None])
+def test_on_drift_must_be_alert_or_reset(on_drift, data, out):
+    with pytest.raises(SettingsError, match="--on-drift"):
+        settings(source=str(data), output=out, on_drift=on_drift)
+
+
+@pytest.mark.parametrize(
+    "roles", [{"key": "id"}, {"target": "key"}, {"id": "y"}, {"key": "f", "id": "f", "target": "f"}]
+)
+def test_role_fields_must_differ(roles, data, out):
+    with pytest.raises(SettingsError, match="different fields"):
+        settings(source=str(data), output=out, **roles)
+
+
+@pytest.mark.parametrize("role", ["key", "id", "target"])
+def test_role_fields_must_not_be_empty(role, data, out):
+    with pytest.raises(SettingsError, match=f"--{role}"):
+        settings(source=str(data), output=out, **{role: ""})
+
+
+@pytest.mark.parametrize(
+    "features, roles",
+    [(("key", "a"), {}), (("a", "y"), {}), (("a", "id"), {}), (("user",), {"key": "user"})],
+)
+def test_features_cannot_include_role_fields(features, roles, data, out):
+    with pytest.raises(SettingsError, match="--features"):
+        settings(source=str(data), output=out, features=features, **roles)
+
+
+@pytest.mark.parametrize("features", [(), ("a", "")])
+def test_features_cannot_be_empty(features, data, out):
+    with pytest.raises(SettingsError, match="--features"):
+        settings(source=str(data), output=out, features=features)
+
+
+def test_restore_latest_needs_a_checkpoint_dir(tmp_path, data, out):
+    with pytest.raises(SettingsError, match="--checkpoint-dir"):
+        settings(source=str(data), output=out, restore="latest")
+    s = settings(source=str(data), output=out, restore="latest", checkpoint_dir=str(tmp_path))
+    assert s.restore == "latest"
+
+
+def test_restore_path_must_exist(tmp_path, data, out):
+    with pytest.raises(SettingsError, match="--restore"):
+        settings(source=str(data), output=out, restore=str(tmp_path / "savepoint-123"))
+
+
+# --- flags and the YAML job file --------------------------------------------------------------
+
+
+def test_flags_alone(data, out):
+    s = parse(
+        [
+            "--source",
+            str(data),
+            "--output",
+            out,
+            "--features",
+            "a, b",
+            "--on-drift",
+            "reset",
+            "--parallelism",
+            "3",
+            "--checkpoint-interval",
+            "5",
+        ]
+    )
+    assert s.features == ("a", "b")
+    assert (s.on_drift, s.parallelism, s.checkpoint_interval) == ("reset", 3, 5.0)
+
+
+@pytest.mark.parametrize("argv", [[], ["--output", "out"]])
+def test_flags_must_name_a_source(argv):
+    with pytest.raises(SettingsError, match="--source is required"):
+        parse(argv)
+
+
+def test_flags_must_name_an_output(data):
+    with pytest.raises(SettingsError, match="--output is required"):
+        parse(["--source", str(data)])
+
+
+def write_job(tmp_path, text: str) -> Path:
+    job = tmp_path / "jobs" / "job.yaml"
+    job.parent.mkdir(exist_ok=True)
+    job.write_text(text)
+    return job
+
+
+def test_job_file_keys_may_use_dashes_or_underscores(tmp_path, data, out):
+    job = write_job(
+        tmp_path,
+        f"""
+source: {data}
+output: {out}
+on-drift: reset
+checkpoint_interval: 5
+state-ttl: 60
+discovery_interval: 1
+features: a,b
+model: "preprocessing.StandardScaler() | linear_model.LinearRegression()"
+drift: drift.PageHinkley()
+""",
+    )
+    s = parse(["--config", str(job)])
+    assert s.on_drift == "reset"
+    assert s.checkpoint_interval == 5.0 and isinstance(s.checkpoint_interval, float)
+    assert s.state_ttl == 60.0 and s.discovery_interval == 1.0
+    assert s.features == ("a", "b")
+    assert s.model == "preprocessing.StandardScaler() | linear_model.LinearRegression()"
+    assert s.drift == "drift.PageHinkley()"
+
+
+def test_job_file_features_as_a_list(tmp_path, data, out):
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\nfeatures: [a, b, c]\n")
+    assert parse(["--config", str(job)]).features == ("a", "b", "c")
+
+
+def test_flags_override_the_job_file(tmp_path, data, out):
+    other = tmp_path / "other.jsonl"
+    other.write_text("")
+    job = write_job(
+        tmp_path,
+        f"""
+source: {data}
+output: {out}
+model: tree.HoeffdingTreeClassifier()
+on_drift: reset
+parallelism: 4
+features: [a, b]
+""",
+    )
+    s = parse(
+        [
+            "--config",
+            str(job),
+            "--source",
+            str(other),
+            "--model",
+            "linear_model.LogisticRegression()",
+            "--parallelism",
+            "2",
+            "--features",
+            "c",
+        ]
+    )
+    assert s.source == str(other)
+    assert s.model == "linear_model.LogisticRegression()"
+    assert s.parallelism == 2
+    assert s.features == ("c",)
+    assert s.on_drift == "reset"  # not given as a flag: the file's value stands
+
+
+def test_unknown_job_file_key_is_refused_listing_the_known_ones(tmp_path, data, out):
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\nmodle: tree.ARFClassifier()\n")
+    with pytest.raises(SettingsError) as info:
+        parse(["--config", str(job)])
+    message = str(info.value)
+    assert "'modle'" in message
+    for known in ("model", "source", "on-drift", "checkpoint-dir", "features"):
+        assert re.search(rf"\b{re.escape(known)}\b", message.split("known", 1)[1]), known
+
+
+def test_relative_paths_in_the_job_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    job = write_job(
+        tmp_path,
+        """
+source: data/in.jsonl
+output: out
+checkpoint-dir: ckpt
+restore: latest
+""",
+    )
+    (job.parent / "data").mkdir()
+    (job.parent / "data" / "in.jsonl").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    s = parse(["--config", os.path.relpath(job, elsewhere)])
+    base = job.parent.resolve()
+    assert Path(s.source).resolve() == base / "data" / "in.jsonl"
+    assert Path(s.output).resolve() == base / "out"
+    assert Path(s.checkpoint_dir).resolve() == base / "ckpt"
+    assert s.restore == "latest"
+
+
+def test_special_values_in_the_job_file_are_not_paths(tmp_path):
+    job = write_job(tmp_path, "source: socket://localhost:9999\noutput: '-'\n")
+    s = parse(["--config", str(job)])
+    assert s.source == "socket://localhost:9999"
+    assert s.output == "-"
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "a: [unclosed\n"])
+def test_a_job_file_that_is_not_a_mapping_is_refused(tmp_path, text):
+    job = write_job(tmp_path, text)
+    with pytest.raises(SettingsError, match="--config"):
+        parse(["--config", str(job)])
+
+
+def test_a_missing_job_file_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="--config"):
+        parse(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_job_file_values_are_validated_too(tmp_path, data, out):
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\nparallelism: 0\n")
+    with pytest.raises(SettingsError, match="--parallelism"):
+        parse(["--config", str(job)])
+
+
+# --- latest_checkpoint ------------------------------------------------------------------------
+
+
+def checkpoint(root: Path, job: str, n: int, *, complete: bool = True, mtime: float = 0) -> Path:
+    path = root / job / f"chk-{n}"
+    path.mkdir(parents=True)
+    (path / "shared-state").write_bytes(b"x")
+    if complete:
+        (path / "_metadata").write_bytes(b"meta")
+        if mtime:
+            os.utime(path / "_metadata", (mtime, mtime))
+    return path
+
+
+def test_no_checkpoint_means_none(tmp_path):
+    assert latest_checkpoint(str(tmp_path)) is None
+    assert latest_checkpoint(str(tmp_path / "missing")) is None
+    checkpoint(tmp_path, "job1", 1, complete=False)
+    assert latest_checkpoint(str(tmp_path)) is None
+
+
+def test_the_newest_completed_checkpoint_wins(tmp_path):
+    checkpoint(tmp_path, "job1", 1, mtime=1_000)
+    checkpoint(tmp_path, "job1", 2, mtime=2_000)
+    newest = checkpoint(tmp_path, "job1", 3, mtime=3_000)
+    assert latest_checkpoint(str(tmp_path)) == newest
+
+
+def test_an_incomplete_checkpoint_is_ignored(tmp_path):
+    done = checkpoint(tmp_path, "job1", 4, mtime=1_000)
+    checkpoint(tmp_path, "job1", 5, complete=False)  # still being written, or abandoned
+    assert latest_checkpoint(str(tmp_path)) == done
+
+
+def test_checkpoint_numbers_compare_as_numbers(tmp_path):
+    checkpoint(tmp_path, "job1", 9, mtime=5_000)
+    ten = checkpoint(tmp_path, "job1", 10, mtime=5_000)
+    assert latest_checkpoint(str(tmp_path)) == ten
+
+
+def test_the_newest_job_wins_over_a_higher_number_in_an_older_job(tmp_path):
+    checkpoint(tmp_path, "old-job", 50, mtime=1_000)
+    newer = checkpoint(tmp_path, "new-job", 2, mtime=9_000)
+    assert latest_checkpoint(str(tmp_path)) == newer
+
+
+def test_a_checkpoint_directory_of_one_job_also_works(tmp_path):
+    job = tmp_path / "job1"
+    checkpoint(tmp_path, "job1", 1, mtime=1_000)
+    second = checkpoint(tmp_path, "job1", 2, mtime=2_000)
+    assert latest_checkpoint(str(job)) == second
