@@ -9,6 +9,7 @@ outputs.
 from __future__ import annotations
 
 import ast
+import os
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
@@ -49,6 +50,18 @@ def _canonical(spec: str) -> str:
         return spec.strip()
 
 
+def _injected_failure():
+    """``RIVERFLINK_FAIL_ONCE=N:PATH``: fail once after N records, remembered in file PATH.
+
+    A fault-injection switch for testing recovery, off unless the variable is set.
+    """
+    spec = os.environ.get("RIVERFLINK_FAIL_ONCE")
+    if not spec:
+        return None, None
+    after, _, marker = spec.partition(":")
+    return int(after), marker
+
+
 class LearnPerKey(KeyedProcessFunction):
     """Per key: read the envelope, run one learning step, write the envelope back, emit."""
 
@@ -74,6 +87,16 @@ class LearnPerKey(KeyedProcessFunction):
         self.state = runtime_context.get_state(key_state_descriptor(ttl_seconds=self.ttl_seconds))
         self._known_specs = {self.model_spec}
         self._canonical_spec = _canonical(self.model_spec)
+        self._seen = 0
+        self._fail_after, self._fail_marker = _injected_failure()
+
+    def _maybe_fail(self) -> None:
+        """Recovery tests crash the operator once, mid-stream (see ``_injected_failure``)."""
+        self._seen += 1
+        if self._seen > self._fail_after and not os.path.exists(self._fail_marker):
+            with open(self._fail_marker, "w") as fh:
+                fh.write(f"failed after {self._fail_after} records\n")
+            raise RuntimeError(f"riverflink: injected failure after {self._fail_after} records")
 
     def _load(self, blob, record) -> envelope.KeyState | None:
         if blob is None:
@@ -90,6 +113,8 @@ class LearnPerKey(KeyedProcessFunction):
         return key_state
 
     def process_element(self, record, ctx):
+        if self._fail_after is not None:
+            self._maybe_fail()
         key_state = self._load(self.state.value(), record)
         new_state, outputs = self.learner.step(key_state, record)
         if new_state is not None:

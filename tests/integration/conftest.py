@@ -20,9 +20,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def run_cli(*args: str, timeout: float = 240, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 240, cwd: Path = REPO, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``python -m jobs.online_learning ARGS`` as a user would run it."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "jobs.online_learning", *args],
         cwd=cwd,

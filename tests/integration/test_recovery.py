@@ -1,0 +1,96 @@
+"""Exactly-once recovery: a failure mid-stream or a kill -9 changes nothing in the output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from river import drift
+
+from tests.integration.conftest import (
+    REPO,
+    by_key,
+    drifting_stream,
+    jsonable,
+    read_output,
+    run_cli,
+    write_jsonl,
+)
+from tests.integration.test_parity import default_model
+from tests.reference import reference_predictions
+
+KEYS = tuple(f"k{i}" for i in range(8))
+
+
+def expected_output(records):
+    predictions, alerts = reference_predictions(
+        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+    )
+    return by_key(jsonable(predictions)), by_key(jsonable(alerts))
+
+
+def assert_exactly_once(out, records):
+    ids = Counter(p["id"] for p in out["predictions"])
+    assert ids == Counter(r["id"] for r in records), "every id predicted exactly once"
+    predictions, alerts = expected_output(records)
+    assert by_key(out["predictions"]) == predictions
+    assert by_key(out["alerts"]) == alerts
+
+
+def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path):
+    records = drifting_stream(24_000, keys=KEYS, seed=31, drift_key="k1")
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    common = ["--source", str(source), "--parallelism", "2", "--checkpoint-interval", "1"]
+
+    clean = run_cli(*common, "--output", str(tmp_path / "clean"),
+                    "--checkpoint-dir", str(tmp_path / "ckpt-clean"))
+    assert clean.returncode == 0, clean.stderr
+
+    marker = tmp_path / "failed-once"
+    env = {"RIVERFLINK_FAIL_ONCE": f"7000:{marker}"}
+    failed = run_cli(*common, "--output", str(tmp_path / "failed"),
+                     "--checkpoint-dir", str(tmp_path / "ckpt-failed"), env=env)
+    assert failed.returncode == 0, failed.stderr
+    assert marker.exists(), "the injected failure must have happened"
+
+    clean_out, failed_out = read_output(tmp_path / "clean"), read_output(tmp_path / "failed")
+    assert by_key(failed_out["predictions"]) == by_key(clean_out["predictions"])
+    assert by_key(failed_out["alerts"]) == by_key(clean_out["alerts"])
+    assert failed_out["alerts"], "the drifting key raises alerts"
+    assert_exactly_once(failed_out, records)
+
+
+def completed_checkpoints(directory):
+    return list(directory.glob("*/chk-*/_metadata"))
+
+
+def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
+    records = drifting_stream(60_000, keys=KEYS, seed=32, drift_key="k2")
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    args = ["--source", str(source), "--output", str(out), "--parallelism", "2",
+            "--checkpoint-dir", str(ckpt), "--checkpoint-interval", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.online_learning", *args],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(completed_checkpoints(ckpt)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, f"the job ended before it could be killed: {proc.stderr.read()}"
+            time.sleep(0.2)
+        assert completed_checkpoints(ckpt), "no checkpoint completed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    partial = read_output(out)["predictions"]
+    assert len(partial) < len(records), "killed mid-stream"
+
+    resumed = run_cli(*args, "--restore", "latest")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_exactly_once(read_output(out), records)
