@@ -23,3 +23,39 @@ def latest_checkpoint(checkpoint_dir: str) -> Path | None:
         return None
     newest = max(candidates, key=lambda p: (p.stat().st_mtime, int(p.parent.name[4:])))
     return newest.parent
+
+
+#: How PyFlink names riverflink's keyed state inside a checkpoint, per Python execution mode.
+#: The two modes store Python state under different names, so a checkpoint written in one
+#: mode restores *no* model in the other: riverflink refuses that restore up front.
+_PROCESS_PREFIX = b"python-state-"
+_HEAD_BYTES = 1 << 16
+
+
+def _state_names_in(path: Path):
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for file in files:
+        with open(file, "rb") as fh:
+            yield fh.read(_HEAD_BYTES) if file.name != "_metadata" else fh.read()
+
+
+def execution_mode_of(checkpoint: str, state_name: str) -> str | None:
+    """The Python execution mode whose model state the checkpoint holds, or None if it holds none.
+
+    Looks for the state name in ``_metadata`` and in the head of every state file of the
+    checkpoint or savepoint directory (Flink writes state names before the data).
+    """
+    root = Path(checkpoint)
+    if root.is_file():
+        root = root.parent
+    name = state_name.encode()
+    found = set()
+    for chunk in _state_names_in(root):
+        start = chunk.find(name)
+        while start != -1:
+            prefixed = chunk[max(0, start - len(_PROCESS_PREFIX)) : start] == _PROCESS_PREFIX
+            found.add("process" if prefixed else "thread")
+            start = chunk.find(name, start + 1)
+    if len(found) == 1:
+        return found.pop()
+    return None if not found else "mixed"

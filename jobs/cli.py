@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         from jobs.online_learning import run_job
 
-        run_job(settings)
+        savepoint = run_job(settings)
     except (SettingsError, ValueError) as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return 2
@@ -78,6 +78,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     if settings.output != "-":
         print(f"riverflink: done; output in {Path(settings.output).resolve()}", file=sys.stderr)
+    if savepoint:
+        print(f"riverflink: models saved; resume with --restore {savepoint}", file=sys.stderr)
+        print(savepoint)  # last line on stdout: the savepoint path, for scripts
     return 0
 
 

@@ -46,12 +46,19 @@ def flink_configuration(settings: JobSettings):
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("parallelism.default", str(settings.parallelism))
 
+    if settings.state_backend:
+        conf.set_string("state.backend.type", settings.state_backend)
+    if conf.get_string("state.backend.type", "hashmap") == "rocksdb":
+        conf.set_string("execution.checkpointing.incremental", "true")
+
     checkpoint_dir, interval = settings.checkpoint_dir, settings.checkpoint_interval
-    if checkpoint_dir is None and settings.unbounded:
+    if checkpoint_dir is None and (settings.unbounded or settings.savepoint_on_exit):
         # Unbounded output is committed at checkpoints: without them nothing would appear.
         if settings.output != "-":
             checkpoint_dir = str(Path(settings.output) / "_checkpoints")
         interval = interval or UNBOUNDED_COMMIT_INTERVAL
+    if settings.savepoint_on_exit and settings.checkpoint_interval is None:
+        interval = 1.0  # the run ends once its output is committed: commit often
     if checkpoint_dir is not None or (settings.unbounded and settings.output == "-"):
         conf.set_string("execution.checkpointing.interval", f"{int((interval or 10) * 1000)} ms")
         if checkpoint_dir is not None:
@@ -68,8 +75,41 @@ def flink_configuration(settings: JobSettings):
             )
         restore = str(found)
     if restore:
+        _check_execution_mode(restore, conf.get_string("python.execution-mode", "process"))
         conf.set_string("execution.state-recovery.path", _uri(restore))
+        # The source's position is dropped when the input changed (see _source_uid).
+        conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     return conf
+
+
+def _check_execution_mode(restore: str, mode: str) -> None:
+    """Refuse a restore whose models this job could not see (they would restart from scratch)."""
+    from jobs.checkpoints import execution_mode_of
+    from state.descriptors import KEY_STATE_NAME
+
+    written = execution_mode_of(restore, KEY_STATE_NAME)
+    if written in ("process", "thread") and written != mode:
+        raise SettingsError(
+            f"--restore {restore}: its models were written in PyFlink's {written!r} execution "
+            f"mode, but this job runs in {mode!r} mode (python.execution-mode in "
+            "flink-conf/config.yaml). Python state of one mode is invisible to the other, so "
+            f"every model would start from scratch. Set python.execution-mode: {written} to "
+            "resume it."
+        )
+
+
+def _source_uid(settings: JobSettings) -> str:
+    """The source's uid decides whether a restore resumes its read position.
+
+    Same input, same uid: a restore after a crash continues where the checkpoint
+    stood. A --savepoint-on-exit run has read everything, so its source gets a uid
+    no later run claims, and the next run reads its (new) input from the start.
+    """
+    if settings.savepoint_on_exit:
+        import uuid
+
+        return f"{UIDS['source']}-exit-{uuid.uuid4().hex[:12]}"
+    return UIDS["source"]
 
 
 def _file_sink(path: Path):
@@ -106,17 +146,25 @@ def _source(env, settings: JobSettings):
         )
         return DataStream(j_stream).name(f"socket {host}:{port}").uid(UIDS["source"])
     # ISO-8859-1 hands every byte through as one character; Python decodes UTF-8 strictly.
-    builder = FileSource.for_record_stream_format(
-        StreamFormat.text_line_format("ISO-8859-1"), str(Path(settings.source).resolve())
-    )
-    if settings.follow:
+    fmt = StreamFormat.text_line_format("ISO-8859-1")
+    if settings.savepoint_on_exit:
+        # Tasks must stay alive for the final savepoint: read exactly today's files, never finish.
+        from jobs.exit_savepoint import input_files
+
+        paths = [str(p.resolve()) for p in input_files(settings.source)]
+        builder = FileSource.for_record_stream_format(fmt, *paths).monitor_continuously(
+            Duration.of_millis(500)
+        )
+    elif settings.follow:
+        builder = FileSource.for_record_stream_format(fmt, str(Path(settings.source).resolve()))
         builder = builder.monitor_continuously(
             Duration.of_millis(int(settings.discovery_interval * 1000))
         )
     else:
+        builder = FileSource.for_record_stream_format(fmt, str(Path(settings.source).resolve()))
         builder = builder.process_static_file_set()
     return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "files").uid(
-        UIDS["source"]
+        _source_uid(settings)
     )
 
 
@@ -182,8 +230,11 @@ def build_job(env, settings: JobSettings) -> None:
         stream.sink_to(_file_sink(out / name)).name(name).uid(UIDS[name])
 
 
-def run_job(settings: JobSettings) -> None:
-    """Build and execute the job on the environment PyFlink provides (mini-cluster or cluster)."""
+def run_job(settings: JobSettings) -> str | None:
+    """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
+
+    Returns the savepoint path with ``--savepoint-on-exit``, else None.
+    """
     use_project_conf_dir()
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -191,7 +242,28 @@ def run_job(settings: JobSettings) -> None:
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(settings.parallelism)
     build_job(env, settings)
-    env.execute("riverflink")
+    if not settings.savepoint_on_exit:
+        env.execute("riverflink")
+        return None
+    return _run_to_savepoint(env, settings)
+
+
+def _run_to_savepoint(env, settings: JobSettings) -> str:
+    """Run until every input line has committed output, then stop with a savepoint."""
+    from jobs import exit_savepoint
+
+    total = exit_savepoint.count_records(exit_savepoint.input_files(settings.source))
+    out = Path(settings.output)
+    counter = exit_savepoint.CommitCounter([out / "predictions", out / "rejected"])
+    job_client = env.execute_async("riverflink")
+    try:
+        exit_savepoint.wait_for_output(job_client, counter, total)
+        return exit_savepoint.stop_with_savepoint(job_client, settings.savepoint_on_exit)
+    except BaseException:
+        status = str(job_client.get_job_status().result())
+        if status not in ("FAILED", "CANCELED", "FINISHED"):
+            job_client.cancel().result()
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

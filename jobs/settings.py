@@ -44,8 +44,14 @@ class JobSettings:
     checkpoint_interval: float | None = None
     restore: str | None = None
     state_ttl: float | None = None
+    state_backend: str | None = None
+    savepoint_on_exit: str | None = None
 
     def __post_init__(self):
+        if isinstance(self.restore, str) and self.restore.startswith("file:"):
+            from jobs.exit_savepoint import local_path
+
+            object.__setattr__(self, "restore", local_path(self.restore))
         if not self.source:
             raise SettingsError("--source is required: a file, a directory or socket://HOST:PORT")
         if self.is_socket:
@@ -90,6 +96,25 @@ class JobSettings:
             if clash:
                 raise SettingsError(
                     f"--features cannot include the key, id or target: {sorted(clash)}"
+                )
+        if self.state_backend not in (None, "hashmap", "rocksdb"):
+            raise SettingsError(
+                f"--state-backend must be 'hashmap' or 'rocksdb', not {self.state_backend!r}"
+            )
+        if self.savepoint_on_exit is not None:
+            if self.unbounded:
+                raise SettingsError(
+                    "--savepoint-on-exit needs a bounded source (a file or a directory without "
+                    "--follow); stop unbounded jobs with a savepoint instead"
+                )
+            if self.output == "-":
+                raise SettingsError(
+                    "--savepoint-on-exit needs --output DIR (it waits for the "
+                    "committed output before it stops the job)"
+                )
+            if Path(self.savepoint_on_exit).exists() and not Path(self.savepoint_on_exit).is_dir():
+                raise SettingsError(
+                    f"--savepoint-on-exit {self.savepoint_on_exit} is not a directory"
                 )
         if self.restore == "latest" and not self.checkpoint_dir:
             raise SettingsError("--restore latest looks under --checkpoint-dir; give that too")
@@ -155,6 +180,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a("--checkpoint-interval", type=float, metavar="S", help="seconds between checkpoints (10)")
     a("--restore", metavar="PATH|latest", help="start from a checkpoint or savepoint")
     a("--state-ttl", type=float, metavar="SECONDS", help="forget keys idle this long (off)")
+    a(
+        "--state-backend",
+        choices=["hashmap", "rocksdb"],
+        help="state backend (default from flink-conf/config.yaml: hashmap)",
+    )
+    a(
+        "--savepoint-on-exit",
+        metavar="DIR",
+        help="bounded runs: after the last record, stop with a savepoint in DIR and print its path",
+    )
 
 
 _FIELDS = {f.name for f in dataclasses.fields(JobSettings)}
@@ -184,7 +219,13 @@ def _read_job_file(path: str) -> dict:
             )
         out[field] = value
     base = os.path.dirname(os.path.abspath(path))
-    for field in ("source", "output", "checkpoint_dir", "restore"):  # relative to the job file
+    for field in (
+        "source",
+        "output",
+        "checkpoint_dir",
+        "restore",
+        "savepoint_on_exit",
+    ):  # relative to the job file
         value = out.get(field)
         if (
             isinstance(value, str)

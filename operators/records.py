@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Fields", "Record", "Rejected", "parse_line", "RAW_LIMIT"]
+__all__ = ["Fields", "Record", "Rejected", "is_blank", "parse_line", "RAW_LIMIT"]
 
 #: Rejected lines are quoted up to this many characters.
 RAW_LIMIT = 1000
@@ -88,6 +88,20 @@ def _decode(raw: str | bytes) -> tuple:
         return text, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
 
 
+def _text(raw: str | bytes) -> tuple:
+    text, error = _decode(raw)
+    text = text.rstrip("\r\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, error
+
+
+def is_blank(raw: str | bytes) -> bool:
+    """True for the lines :func:`parse_line` skips."""
+    text, error = _text(raw)
+    return error is None and not text.strip()
+
+
 def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected | None:
     """Parse one line; ``None`` for a blank line.
 
@@ -98,10 +112,7 @@ def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected
     >>> parse_line('   ') is None
     True
     """
-    text, error = _decode(raw)
-    text = text.rstrip("\r\n")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text, error = _text(raw)
     if error:
         return Rejected(text, error)
     if not text.strip():

@@ -46,14 +46,28 @@ def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", records)
     common = ["--source", str(source), "--parallelism", "2", "--checkpoint-interval", "1"]
 
-    clean = run_cli(*common, "--output", str(tmp_path / "clean"),
-                    "--checkpoint-dir", str(tmp_path / "ckpt-clean"))
+    clean = run_cli(
+        *common,
+        "--output",
+        str(tmp_path / "clean"),
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt-clean"),
+    )
     assert clean.returncode == 0, clean.stderr
 
     marker = tmp_path / "failed-once"
     env = {"RIVERFLINK_FAIL_ONCE": f"7000:{marker}"}
-    failed = run_cli(*common, "--output", str(tmp_path / "failed"),
-                     "--checkpoint-dir", str(tmp_path / "ckpt-failed"), env=env)
+    # the failing run uses RocksDB with incremental checkpoints: same output expected
+    failed = run_cli(
+        *common,
+        "--output",
+        str(tmp_path / "failed"),
+        "--state-backend",
+        "rocksdb",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt-failed"),
+        env=env,
+    )
     assert failed.returncode == 0, failed.stderr
     assert marker.exists(), "the injected failure must have happened"
 
@@ -72,17 +86,31 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
     records = drifting_stream(60_000, keys=KEYS, seed=32, drift_key="k2")
     source = write_jsonl(tmp_path / "in.jsonl", records)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
-    args = ["--source", str(source), "--output", str(out), "--parallelism", "2",
-            "--checkpoint-dir", str(ckpt), "--checkpoint-interval", "1"]
+    args = [
+        "--source",
+        str(source),
+        "--output",
+        str(out),
+        "--parallelism",
+        "2",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-interval",
+        "1",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "jobs.online_learning", *args],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
         while len(completed_checkpoints(ckpt)) < 2 and time.monotonic() < deadline:
-            assert proc.poll() is None, f"the job ended before it could be killed: {proc.stderr.read()}"
+            assert proc.poll() is None, f"job ended before the kill: {proc.stderr.read()}"
             time.sleep(0.2)
         assert completed_checkpoints(ckpt), "no checkpoint completed"
     finally:
