@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import time
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
@@ -116,8 +117,18 @@ class LearnPerKey(KeyedProcessFunction):
         if self._fail_after is not None:
             self._maybe_fail()
         key_state = self._load(self.state.value(), record)
+        now = time.time()
+        if (
+            key_state is not None
+            and self.ttl_seconds
+            and now - key_state.last_seen > self.ttl_seconds
+        ):
+            # Expired. Flink's TTL also drops it from the backend, but PyFlink's Python-side
+            # state cache can still hand out an expired value, so the envelope decides.
+            key_state = None
         new_state, outputs = self.learner.step(key_state, record)
         if new_state is not None:
+            new_state.last_seen = now
             self.state.update(envelope.dumps(new_state))
         tag = self.tag_outputs
         for out in outputs:

@@ -9,7 +9,7 @@ envelope carries its own, finer version).
 from __future__ import annotations
 
 from pyflink.common import Types
-from pyflink.common.time import Duration
+from pyflink.common.time import Time
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 KEY_STATE_NAME = "riverflink-key-state-v1"
@@ -20,7 +20,7 @@ def key_state_descriptor(*, ttl_seconds: float | None = None) -> ValueStateDescr
     descriptor = ValueStateDescriptor(KEY_STATE_NAME, Types.PRIMITIVE_ARRAY(Types.BYTE()))
     if ttl_seconds:
         ttl = (
-            StateTtlConfig.new_builder(Duration.of_millis(int(ttl_seconds * 1000)))
+            StateTtlConfig.new_builder(Time.milliseconds(int(ttl_seconds * 1000)))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
             .build()

@@ -37,7 +37,8 @@ class KeyState:
     """Everything riverflink remembers about one key.
 
     ``n`` counts the records of the key that were predicted, ``learned`` those
-    the model learned from and ``alerts`` the drifts signalled.
+    the model learned from and ``alerts`` the drifts signalled; ``last_seen`` is
+    when the key's state was last written.
     """
 
     model: Any
@@ -47,6 +48,7 @@ class KeyState:
     n: int = 0
     learned: int = 0
     alerts: int = 0
+    last_seen: float = 0.0  # processing time (epoch seconds) of the last update, for --state-ttl
 
 
 def dumps(state: KeyState) -> bytes:
@@ -65,7 +67,7 @@ def dumps(state: KeyState) -> bytes:
         "model": state.model_spec,
         "drift": state.drift_spec,
     }
-    payload = (state.model, state.detector, state.n, state.learned, state.alerts)
+    payload = (state.model, state.detector, state.n, state.learned, state.alerts, state.last_seen)
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -99,7 +101,7 @@ def loads(blob: bytes) -> KeyState:
             f"(River {river.__version__}). Resume it with the riverflink release that wrote it."
         )
     try:
-        model, detector, n, learned, alerts = pickle.loads(blob[blob.index(b"\n") + 1 :])
+        model, detector, n, learned, alerts, last_seen = pickle.loads(blob[blob.index(b"\n") + 1 :])
     except Exception as exc:
         raise StateFormatError(
             f"cannot unpickle a key's model written with River {header.get('river')} "
@@ -114,4 +116,5 @@ def loads(blob: bytes) -> KeyState:
         n=n,
         learned=learned,
         alerts=alerts,
+        last_seen=last_seen,
     )
