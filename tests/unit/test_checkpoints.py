@@ -1,0 +1,66 @@
+"""Reading checkpoints on disk without Flink: the execution-mode guard and exit counting."""
+
+from __future__ import annotations
+
+from jobs.checkpoints import execution_mode_of
+from jobs.exit_savepoint import CommitCounter, count_records, input_files, local_path
+
+NAME = "riverflink-key-state-v1"
+
+
+def write_checkpoint(tmp_path, *chunks: bytes):
+    chk = tmp_path / "job" / "chk-3"
+    chk.mkdir(parents=True)
+    (chk / "_metadata").write_bytes(chunks[0])
+    for i, chunk in enumerate(chunks[1:]):
+        (chk / f"state-{i}").write_bytes(chunk)
+    return chk
+
+
+def test_process_mode_state_is_recognised_in_metadata(tmp_path):
+    chk = write_checkpoint(tmp_path, b"\x00\x01$python-state-" + NAME.encode() + b"\x00")
+    assert execution_mode_of(str(chk), NAME) == "process"
+    assert execution_mode_of(str(chk / "_metadata"), NAME) == "process"
+
+
+def test_thread_mode_state_is_recognised_in_a_state_file(tmp_path):
+    chk = write_checkpoint(tmp_path, b"no names here", b"\x00\x17" + NAME.encode() + b"\x00")
+    assert execution_mode_of(str(chk), NAME) == "thread"
+
+
+def test_checkpoint_without_model_state(tmp_path):
+    chk = write_checkpoint(tmp_path, b"riverflink-source riverflink-parse")
+    assert execution_mode_of(str(chk), NAME) is None
+
+
+def test_input_files_skip_hidden_and_underscore_files(tmp_path):
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / ".b.jsonl").write_text("{}\n")
+    (tmp_path / "_c").mkdir()
+    (tmp_path / "_c" / "d.jsonl").write_text("{}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "e.jsonl").write_text("{}\n")
+    assert [p.name for p in input_files(str(tmp_path))] == ["a.jsonl", "e.jsonl"]
+
+
+def test_count_records_splits_lines_like_java_and_skips_blank_ones(tmp_path):
+    data = b'{"a": 1}\r\n\n   \r{"b": 2}\rnot json\n\xff\n{"c": 3}'
+    (tmp_path / "in.jsonl").write_bytes(data)
+    assert count_records([tmp_path / "in.jsonl"]) == 5
+
+
+def test_commit_counter_ignores_files_that_were_there_before(tmp_path):
+    out = tmp_path / "predictions"
+    out.mkdir()
+    (out / "part-old-0.jsonl").write_text("{}\n{}\n")
+    counter = CommitCounter([out])
+    (out / ".part-new-0.jsonl.inprogress").write_text("{}\n")
+    assert counter.count() == 0
+    (out / "part-new-0.jsonl").write_text("{}\n{}\n{}\n")
+    assert counter.count() == 3
+
+
+def test_local_path_from_flink_uri():
+    assert local_path("file:/tmp/sp/savepoint-1") == "/tmp/sp/savepoint-1"
+    assert local_path("file:///tmp/a%20b") == "/tmp/a b"
+    assert local_path("/plain") == "/plain"
