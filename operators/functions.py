@@ -22,6 +22,9 @@ from state.descriptors import key_state_descriptor
 
 __all__ = ["ALERTS", "REJECTED", "LearnPerKey", "ParseLines"]
 
+#: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
+METRICS = ("records_in", "predictions", "learned", "alerts", "rejected", "keys_seen")
+
 ALERTS = OutputTag("alerts", Types.STRING())
 REJECTED = OutputTag("rejected", Types.STRING())
 
@@ -33,11 +36,15 @@ class ParseLines(ProcessFunction):
         self.fields = fields
         self.tag_outputs = tag_outputs
 
+    def open(self, runtime_context: RuntimeContext):
+        self.rejected = runtime_context.get_metrics_group().counter("riverflink_rejected")
+
     def process_element(self, value, ctx):
         parsed = parse_line(value, self.fields)
         if parsed is None:
             return
         if isinstance(parsed, Rejected):
+            self.rejected.inc()
             yield REJECTED, parsed.to_json(self.tag_outputs)
         else:
             yield parsed
@@ -90,6 +97,8 @@ class LearnPerKey(KeyedProcessFunction):
         self._canonical_spec = _canonical(self.model_spec)
         self._seen = 0
         self._fail_after, self._fail_marker = _injected_failure()
+        metrics = runtime_context.get_metrics_group()
+        self.metrics = {name: metrics.counter(f"riverflink_{name}") for name in METRICS}
 
     def _maybe_fail(self) -> None:
         """Recovery tests crash the operator once, mid-stream (see ``_injected_failure``)."""
@@ -126,15 +135,25 @@ class LearnPerKey(KeyedProcessFunction):
             # Expired. Flink's TTL also drops it from the backend, but PyFlink's Python-side
             # state cache can still hand out an expired value, so the envelope decides.
             key_state = None
+        metrics = self.metrics
+        metrics["records_in"].inc()
+        learned_before = key_state.learned if key_state is not None else 0
         new_state, outputs = self.learner.step(key_state, record)
         if new_state is not None:
+            if key_state is None:
+                metrics["keys_seen"].inc()
+            if new_state.learned != learned_before:
+                metrics["learned"].inc()
             new_state.last_seen = now
             self.state.update(envelope.dumps(new_state))
         tag = self.tag_outputs
         for out in outputs:
             if isinstance(out, Prediction):
+                metrics["predictions"].inc()
                 yield out.to_json(tag)
             elif isinstance(out, DriftAlert):
+                metrics["alerts"].inc()
                 yield ALERTS, out.to_json(tag)
             else:
+                metrics["rejected"].inc()
                 yield REJECTED, out.to_json(tag)
