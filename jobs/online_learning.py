@@ -7,6 +7,7 @@ The job is one linear chain; each step's comment gives the shape of its items.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,9 +42,12 @@ def flink_configuration(settings: JobSettings):
     for key, value in flink_settings().items():
         if not key.startswith(("env.java", "jobmanager.", "taskmanager.", "rest.")):
             conf.set_string(key, value)
-    if not conf.contains_key("python.executable"):
-        conf.set_string("python.executable", sys.executable)
-    conf.set_string("python.client.executable", sys.executable)
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        if not conf.contains_key("python.executable"):
+            conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
+    # else: started by `flink run`, whose -pyexec / -pyarch / config.yaml pick the workers'
+    # Python (this configuration would override them: it is stacked on top of the CLI's).
     conf.set_string("parallelism.default", str(settings.parallelism))
 
     if settings.state_backend:
