@@ -1,6 +1,8 @@
 """The ``riverflink`` command line.
 
     riverflink run --source data.jsonl --output out/
+    riverflink cluster start && riverflink submit --source in/ --follow --output out/
+    riverflink stop JOB_ID --savepoint-dir savepoints/
 
 Bad settings end with one line on stderr and exit code 2, before Flink starts;
 a job that fails ends with the cause on one line and exit code 1.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +42,46 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the online-learning job (local mini-cluster).",
     )
     add_run_arguments(run)
+    _add_cluster_commands(commands)
     return parser
+
+
+def _add_cluster_commands(commands) -> None:
+    """``cluster start|stop``, ``submit``, ``stop``: the job on a standalone Flink cluster."""
+    cluster = commands.add_parser(
+        "cluster",
+        help="start or stop a local standalone Flink cluster",
+        description="A local standalone Flink cluster (JobManager + TaskManagers) on localhost.",
+    )
+    actions = cluster.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    start = actions.add_parser("start", help="start a JobManager and TaskManagers")
+    start.add_argument("--slots", type=int, default=2, help="task slots per TaskManager (2)")
+    start.add_argument("--taskmanagers", type=int, default=1, help="number of TaskManagers (1)")
+    start.add_argument("--port", type=int, help="REST API and web UI port (8081)")
+    start.add_argument("--rpc-port", type=int, help="JobManager RPC port (6123)")
+    stop_cluster = actions.add_parser("stop", help="stop the cluster started by `cluster start`")
+    for parser in (start, stop_cluster):
+        parser.add_argument(
+            "--dir", metavar="DIR", help="configuration, logs, pids (.riverflink/cluster)"
+        )
+    submit = commands.add_parser(
+        "submit",
+        help="submit the job to a Flink cluster (detached); prints the JobID",
+        description="Submit the online-learning job to a Flink cluster; same options as run.",
+    )
+    add_run_arguments(submit)
+    stop = commands.add_parser(
+        "stop",
+        help="stop a submitted job with a savepoint; prints the savepoint path",
+        description="Stop a job with a savepoint; resume it with submit --restore PATH.",
+    )
+    stop.add_argument("job_id", metavar="JOB_ID")
+    stop.add_argument("--savepoint-dir", metavar="DIR", help="where to write it (./savepoints)")
+    for parser in (submit, stop):
+        parser.add_argument(
+            "--jobmanager", metavar="HOST:PORT", help="REST address (flink-conf: localhost:8081)"
+        )
 
 
 _PY_ERROR = re.compile(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception)): (.+)$", re.MULTILINE)
@@ -84,10 +126,107 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from jobs import cluster
+
+    directory = Path(args.dir).resolve() if args.dir else cluster.default_cluster_dir()
+    try:
+        if args.action == "start":
+            started = time.monotonic()
+            jobmanager = cluster.start_cluster(
+                slots=args.slots,
+                taskmanagers=args.taskmanagers,
+                rest_port=args.port,
+                rpc_port=args.rpc_port,
+                directory=directory,
+            )
+            print(
+                f"riverflink: cluster up in {time.monotonic() - started:.0f} s: "
+                f"{args.taskmanagers} TaskManager(s) x {args.slots} slots; "
+                f"web UI http://{jobmanager}; logs in {directory / 'log'}",
+                file=sys.stderr,
+            )
+            print(jobmanager)
+        else:
+            stopped = cluster.stop_cluster(directory)
+            if stopped:
+                print(f"riverflink: cluster stopped (pids {stopped})", file=sys.stderr)
+            else:
+                print(f"riverflink: no cluster running from {directory}", file=sys.stderr)
+    except cluster.ClusterError as exc:
+        print(f"riverflink: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _flink_failure(exc) -> str:
+    """One line: our own error from the job's client, else the deepest cause."""
+    for line in exc.output.splitlines():
+        if line.startswith("riverflink: error:"):
+            return line[len("riverflink: error: ") :]
+    return f"{exc}: {job_failure_reason(RuntimeError(exc.output))}" if exc.output else str(exc)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from jobs.cluster import ClusterError, default_jobmanager
+    from jobs.submit import FlinkCliError, submit_job
+
+    jobmanager = args.jobmanager or default_jobmanager()
+    try:
+        settings = settings_from_args(args)
+        job_id = submit_job(settings, jobmanager)
+    except (SettingsError, ValueError) as exc:
+        print(f"riverflink: error: {exc}", file=sys.stderr)
+        return 2
+    except FlinkCliError as exc:
+        print(f"riverflink: submit failed: {_flink_failure(exc)}", file=sys.stderr)
+        return 1
+    except ClusterError as exc:
+        print(f"riverflink: error: {exc}", file=sys.stderr)
+        return 1
+    where = (
+        "the TaskManagers' stdout" if settings.output == "-" else Path(settings.output).resolve()
+    )
+    print(
+        f"riverflink: submitted job {job_id} to {jobmanager} (web UI http://{jobmanager}); "
+        f"output in {where}; stop it with: riverflink stop {job_id}"
+        + (f" --jobmanager {jobmanager}" if args.jobmanager else ""),
+        file=sys.stderr,
+    )
+    print(job_id)  # last line on stdout: the JobID, for scripts
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from jobs.cluster import ClusterError, default_jobmanager
+    from jobs.submit import FlinkCliError, stop_job
+
+    jobmanager = args.jobmanager or default_jobmanager()
+    try:
+        savepoint = stop_job(args.job_id, jobmanager, args.savepoint_dir)
+    except FlinkCliError as exc:
+        print(f"riverflink: stop failed: {_flink_failure(exc)}", file=sys.stderr)
+        return 1
+    except ClusterError as exc:
+        print(f"riverflink: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"riverflink: job stopped; resume with submit --restore {savepoint}", file=sys.stderr)
+    print(savepoint)  # last line on stdout: the savepoint path, for scripts
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "cluster":
+        return _cluster(args)
+    if args.command == "submit":
+        return _submit(args)
+    if args.command == "stop":
+        return _stop(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
