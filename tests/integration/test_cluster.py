@@ -1,0 +1,241 @@
+"""A real standalone cluster on loopback: submit, stop with a savepoint, resume at another
+parallelism; every key's model carries on, and the job's metrics show in the REST API.
+
+The CLI runs from a temporary directory (never the repository) with a Python that
+has River and PyFlink but not riverflink's own packages (no editable install), so
+the TaskManagers can only run the job if ``riverflink submit`` ships its code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import site
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from river import drift
+
+from tests.integration.conftest import (
+    REPO,
+    by_key,
+    drifting_stream,
+    jsonable,
+    read_lines,
+    write_jsonl,
+)
+from tests.integration.test_parity import default_model
+from tests.reference import reference_predictions
+
+KEYS = tuple(f"m{i}" for i in range(6))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _python_without_riverflink(directory: Path) -> str:
+    """A venv that sees this interpreter's packages, but not riverflink's editable install.
+
+    A path listed in a ``.pth`` file goes on ``sys.path`` without its own ``.pth``
+    files being run, so the editable-install finder for jobs/operators/state never loads.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True, timeout=60
+    )
+    (purelib,) = Path(directory, "lib").glob("python3*/site-packages")
+    (purelib / "shared.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python = str(directory / "bin" / "python")
+    probe = subprocess.run(
+        [python, "-c", "import river, pyflink; import operators"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+    )
+    assert "No module named 'operators'" in probe.stderr, probe.stderr
+    return python
+
+
+class Cluster:
+    def __init__(self, tmp: Path, python: str):
+        self.tmp, self.python = tmp, python
+        self.directory = tmp / "cluster"
+        self.port, self.rpc_port = _free_port(), _free_port()
+        self.jobmanager = f"localhost:{self.port}"
+
+    def cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        """``python -m jobs.cli ARGS`` from the temporary directory, not the repository."""
+        return subprocess.run(
+            [self.python, "-m", "jobs.cli", *args],
+            cwd=self.tmp,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def rest(self, path: str):
+        with urllib.request.urlopen(f"http://{self.jobmanager}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+    def pids(self) -> list[int]:
+        return [
+            int(p)
+            for pid_file in (self.directory / "pid").glob("*.pid")
+            for p in pid_file.read_text().split()
+        ]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Two slots on loopback; always stopped, also when the test fails."""
+    c = Cluster(tmp_path, _python_without_riverflink(tmp_path / "venv"))
+    started = []
+    try:
+        result = c.cli(
+            "cluster",
+            "start",
+            "--slots",
+            "2",
+            "--port",
+            str(c.port),
+            "--rpc-port",
+            str(c.rpc_port),
+            "--dir",
+            str(c.directory),
+        )
+        started = c.pids()
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == c.jobmanager
+        assert c.rest("/overview")["slots-total"] == 2
+        yield c
+    finally:
+        started = started or c.pids()
+        stop = c.cli("cluster", "stop", "--dir", str(c.directory), timeout=120)
+        for pid in started:  # whatever `cluster stop` could not stop
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert stop.returncode == 0, stop.stderr
+
+
+def _wait_for_rows(cluster: Cluster, job_id: str, directory: Path, count: int, timeout=120):
+    deadline = time.monotonic() + timeout
+    rows = []
+    while time.monotonic() < deadline:
+        state = cluster.rest(f"/jobs/{job_id}")["state"]
+        if state != "RUNNING":
+            entries = cluster.rest(f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
+            trace = entries[0]["stacktrace"] if entries else ""
+            causes = [line for line in trace.splitlines() if re.search(r"(Error|Exception):", line)]
+            raise AssertionError(f"job {state}: " + "\n".join(causes[-5:]))
+        rows = read_lines(directory)
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"{len(rows)} of {count} rows committed after {timeout} s")
+
+
+def _learn_vertex(cluster: Cluster, job_id: str) -> dict:
+    (vertex,) = [
+        v for v in cluster.rest(f"/jobs/{job_id}")["vertices"] if "learn per key" in v["name"]
+    ]
+    return vertex
+
+
+def _metric_total(cluster: Cluster, job_id: str, vertex_id: str, name: str) -> int:
+    """The sum over subtasks of ``<subtask>.<operator>.<name>`` (0 until reported)."""
+    path = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
+    ids = [m["id"] for m in cluster.rest(path) if m["id"].endswith(f".{name}")]
+    if not ids:
+        return 0
+    values = cluster.rest(f"{path}?get={','.join(ids)}")
+    return sum(int(float(v["value"])) for v in values)
+
+
+def _wait_for_metric(cluster, job_id, name, expected, timeout=60) -> None:
+    vertex_id = _learn_vertex(cluster, job_id)["id"]
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = _metric_total(cluster, job_id, vertex_id, name)
+        if seen == expected:
+            return
+        time.sleep(1)
+    raise AssertionError(f"metric {name}: {seen}, expected {expected} after {timeout} s")
+
+
+def _job_id(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", job_id), result.stdout
+    return job_id
+
+
+def test_submit_stop_with_savepoint_resume_at_another_parallelism(cluster):
+    tmp = cluster.tmp
+    records = drifting_stream(2000, keys=KEYS, seed=57, drift_key="m2")
+    first, second = records[:1100], records[1100:]
+    (tmp / "incoming").mkdir()
+    run = ["--source", "incoming", "--follow", "--discovery-interval", "0.5", "--output", "out"]
+    jm = ["--jobmanager", cluster.jobmanager]
+
+    # relative paths: resolved against the CLI's working directory before submission
+    job1 = _job_id(cluster.cli("submit", *run, "--parallelism", "2", *jm))
+    assert _learn_vertex(cluster, job1)["parallelism"] == 2
+    write_jsonl(tmp / "one.jsonl", first).rename(tmp / "incoming" / "one.jsonl")
+    _wait_for_rows(cluster, job1, tmp / "out" / "predictions", len(first))
+    _wait_for_metric(cluster, job1, "riverflink_predictions", len(first))
+    assert _metric_total(cluster, job1, _learn_vertex(cluster, job1)["id"], "riverflink_keys_seen")
+
+    stopped = cluster.cli("stop", job1, "--savepoint-dir", "savepoints", *jm)
+    assert stopped.returncode == 0, stopped.stderr
+    savepoint = stopped.stdout.strip().splitlines()[-1]
+    assert Path(savepoint).is_dir() and Path(savepoint).parent == tmp / "savepoints", savepoint
+    assert cluster.rest(f"/jobs/{job1}")["state"] == "FINISHED"
+
+    job2 = _job_id(cluster.cli("submit", *run, "--parallelism", "1", "--restore", savepoint, *jm))
+    assert _learn_vertex(cluster, job2)["parallelism"] == 1
+    write_jsonl(tmp / "two.jsonl", second).rename(tmp / "incoming" / "two.jsonl")
+    _wait_for_rows(cluster, job2, tmp / "out" / "predictions", len(records))
+    time.sleep(3)  # nothing more may arrive: the first file is not read again
+    rows = read_lines(tmp / "out" / "predictions")
+
+    expected, _ = reference_predictions(
+        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+    )
+    assert len(rows) == len(records)
+    assert by_key(rows) == by_key(jsonable(expected))
+
+
+def test_submit_rejects_bad_settings_before_flink(tmp_path):
+    """One line and exit 2, before any cluster is contacted (none runs here)."""
+    source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(10))
+    base = [sys.executable, "-m", "jobs.cli", "submit", "--jobmanager", "localhost:1"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for args, message in [
+        (["--savepoint-on-exit", "sp"], "detached"),
+        (["--model", "linear_model.Nope()"], "linear_model.Nope"),
+        (["--parallelism", "0"], "--parallelism"),
+    ]:
+        result = subprocess.run(
+            [*base, "--source", str(source), "--output", "out", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert message in result.stderr
