@@ -172,11 +172,22 @@ def _source(env, settings: JobSettings):
     )
 
 
+def _restoring(env, settings: JobSettings) -> bool:
+    """Whether the job starts from a checkpoint or savepoint (--restore, or `flink run -s`)."""
+    if settings.restore:
+        return True
+    j_conf = env._j_stream_execution_environment.getConfiguration()
+    return any(
+        j_conf.getString(key, "") not in ("", None)
+        for key in ("execution.state-recovery.path", "execution.savepoint.path")
+    )
+
+
 def build_job(env, settings: JobSettings) -> None:
     """Add the riverflink pipeline to ``env``."""
     from pyflink.common import Types
 
-    from operators.functions import ALERTS, REJECTED, LearnPerKey, ParseLines
+    from operators.functions import ALERTS, REJECTED, WIRE_TYPE, LearnPerKey, ParseLines
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
@@ -196,16 +207,14 @@ def build_job(env, settings: JobSettings) -> None:
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
     parsed = (
-        lines.process(
-            ParseLines(fields, tag_outputs=to_stdout), output_type=Types.PICKLED_BYTE_ARRAY()
-        )
+        lines.process(ParseLines(fields, tag_outputs=to_stdout), output_type=WIRE_TYPE)
         .name("parse")
         .uid(UIDS["parse"])
         .set_parallelism(source_parallelism)
     )
-    # Record(key, key_id, id, x, y); bad lines -> REJECTED side output
+    # (key_id, Record bytes); bad lines -> REJECTED side output
     learned = (
-        parsed.key_by(lambda record: record.key_id, key_type=Types.STRING())
+        parsed.key_by(lambda wire: wire[0], key_type=Types.STRING())
         .process(
             LearnPerKey(
                 model_spec=settings.model,
@@ -213,6 +222,8 @@ def build_job(env, settings: JobSettings) -> None:
                 on_drift=settings.on_drift,
                 ttl_seconds=settings.state_ttl,
                 tag_outputs=to_stdout,
+                live_keys=int(flink_settings().get("python.state.cache-size", 10_000)),
+                restoring=_restoring(env, settings),
             ),
             output_type=Types.STRING(),
         )

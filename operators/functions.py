@@ -11,16 +11,17 @@ from __future__ import annotations
 import ast
 import os
 import time
+from collections import OrderedDict
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 
 from operators.learner import DriftAlert, OnlineLearner, Prediction
-from operators.records import Fields, Rejected, parse_line
+from operators.records import Fields, Record, Rejected, parse_line
 from state import envelope
 from state.descriptors import key_state_descriptor
 
-__all__ = ["ALERTS", "REJECTED", "LearnPerKey", "ParseLines"]
+__all__ = ["ALERTS", "REJECTED", "WIRE_TYPE", "LearnPerKey", "ParseLines"]
 
 #: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
 METRICS = ("records_in", "predictions", "learned", "alerts", "rejected", "keys_seen")
@@ -29,8 +30,12 @@ ALERTS = OutputTag("alerts", Types.STRING())
 REJECTED = OutputTag("rejected", Types.STRING())
 
 
+#: What the parser hands to the learner: (key as JSON text, ``Record.to_wire()`` bytes).
+WIRE_TYPE = Types.TUPLE([Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
 class ParseLines(ProcessFunction):
-    """Raw line -> ``Record`` (main output) or a rejected JSON line (side output)."""
+    """Raw line -> (key_id, record bytes) (main output) or a rejected JSON line (side output)."""
 
     def __init__(self, fields: Fields, *, tag_outputs: bool = False):
         self.fields = fields
@@ -47,7 +52,7 @@ class ParseLines(ProcessFunction):
             self.rejected.inc()
             yield REJECTED, parsed.to_json(self.tag_outputs)
         else:
-            yield parsed
+            yield parsed.key_id, parsed.to_wire()
 
 
 def _canonical(spec: str) -> str:
@@ -81,18 +86,31 @@ class LearnPerKey(KeyedProcessFunction):
         on_drift: str,
         ttl_seconds: float | None = None,
         tag_outputs: bool = False,
+        live_keys: int = 10_000,
+        restoring: bool = True,
     ):
         self.model_spec = model_spec
         self.drift_spec = drift_spec
         self.on_drift = on_drift
         self.ttl_seconds = ttl_seconds
         self.tag_outputs = tag_outputs
+        self.live_keys = live_keys
+        self.restoring = restoring
 
     def open(self, runtime_context: RuntimeContext):
         self.learner = OnlineLearner(
             model_spec=self.model_spec, drift_spec=self.drift_spec, on_drift=self.on_drift
         )
         self.state = runtime_context.get_state(key_state_descriptor(ttl_seconds=self.ttl_seconds))
+        # The models of recently seen keys, live between records. Flink state stays the
+        # source of truth: every change is written to it, and a key not in here is read
+        # from it. (A restart or rescale calls open() again, with an empty dict.)
+        self.live: OrderedDict = OrderedDict()
+        # Reading a key's state costs a round trip to the JVM. A key can only have state
+        # if the job restored a checkpoint (or restarted after a failure), or if this
+        # instance wrote it and let it go from ``live``; otherwise it is new: skip the read.
+        self.restored = self.restoring or runtime_context.get_attempt_number() > 0
+        self.evicted: set = set()
         self._known_specs = {self.model_spec}
         self._canonical_spec = _canonical(self.model_spec)
         self._seen = 0
@@ -108,24 +126,28 @@ class LearnPerKey(KeyedProcessFunction):
                 fh.write(f"failed after {self._fail_after} records\n")
             raise RuntimeError(f"riverflink: injected failure after {self._fail_after} records")
 
-    def _load(self, blob, record) -> envelope.KeyState | None:
-        if blob is None:
-            return None
-        key_state = envelope.loads(blob)
-        if key_state.model_spec not in self._known_specs:
-            if _canonical(key_state.model_spec) != self._canonical_spec:
-                raise envelope.StateFormatError(
-                    f"key {record.key!r} was learned with model spec {key_state.model_spec!r}, "
-                    f"but this job runs {self.model_spec!r}. Restore with the same --model, "
-                    "or start without --restore to train new models."
-                )
-            self._known_specs.add(key_state.model_spec)
+    def _check_spec(self, key_state, record) -> envelope.KeyState | None:
+        if key_state is None or key_state.model_spec in self._known_specs:
+            return key_state
+        if _canonical(key_state.model_spec) != self._canonical_spec:
+            raise envelope.StateFormatError(
+                f"key {record.key!r} was learned with model spec {key_state.model_spec!r}, "
+                f"but this job runs {self.model_spec!r}. Restore with the same --model, "
+                "or start without --restore to train new models."
+            )
+        self._known_specs.add(key_state.model_spec)
         return key_state
 
-    def process_element(self, record, ctx):
+    def process_element(self, value, ctx):
+        record = Record.from_wire(value[1])
         if self._fail_after is not None:
             self._maybe_fail()
-        key_state = self._load(self.state.value(), record)
+        live = self.live
+        key_state = live.get(record.key_id)
+        if key_state is not None:
+            live.move_to_end(record.key_id)
+        elif self.restored or record.key_id in self.evicted:
+            key_state = self._check_spec(self.state.value(), record)
         now = time.time()
         if (
             key_state is not None
@@ -145,7 +167,11 @@ class LearnPerKey(KeyedProcessFunction):
             if new_state.learned != learned_before:
                 metrics["learned"].inc()
             new_state.last_seen = now
-            self.state.update(envelope.dumps(new_state))
+            new_state.remember(record)
+            self._keep(record.key_id, new_state)
+        elif key_state is not None:
+            # The model raised on this record and may be half-updated: rebuild the key.
+            self._keep(record.key_id, envelope.rollback(key_state, self._replay))
         tag = self.tag_outputs
         for out in outputs:
             if isinstance(out, Prediction):
@@ -157,3 +183,16 @@ class LearnPerKey(KeyedProcessFunction):
             else:
                 metrics["rejected"].inc()
                 yield REJECTED, out.to_json(tag)
+
+    def _keep(self, key_id: str, key_state: envelope.KeyState) -> None:
+        """Write the key's state (flushed to Flink at the end of the bundle) and keep it live."""
+        self.state.update(key_state)
+        self.live[key_id] = key_state
+        if len(self.live) > self.live_keys:
+            evicted, _ = self.live.popitem(last=False)
+            if not self.restored:
+                self.evicted.add(evicted)
+
+    def _replay(self, key_state, record):
+        new_state, _ = self.learner.step(key_state, record)
+        return new_state

@@ -9,6 +9,7 @@ silently replacing it.
 from __future__ import annotations
 
 import json
+import marshal
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,15 @@ class Record:
     x: dict
     y: Any  # None when unlabeled
     raw: str = field(default="", repr=False, compare=False)  # quoted if the model rejects it
+
+    def to_wire(self) -> bytes:
+        """Compact bytes for the hop between the parser and the learner (JSON values only)."""
+        return marshal.dumps((self.key, self.key_id, self.id, self.x, self.y, self.raw))
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> Record:
+        key, key_id, id_, x, y, raw = marshal.loads(data)
+        return cls(key=key, key_id=key_id, id=id_, x=x, y=y, raw=raw)
 
 
 @dataclass(frozen=True)

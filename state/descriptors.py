@@ -16,8 +16,13 @@ KEY_STATE_NAME = "riverflink-key-state-v1"
 
 
 def key_state_descriptor(*, ttl_seconds: float | None = None) -> ValueStateDescriptor:
-    """One envelope (bytes) per key; with ``ttl_seconds``, idle keys expire."""
-    descriptor = ValueStateDescriptor(KEY_STATE_NAME, Types.PRIMITIVE_ARRAY(Types.BYTE()))
+    """One ``KeyState`` per key; with ``ttl_seconds``, idle keys expire.
+
+    The state holds the Python object; PyFlink caches it between records and pickles it
+    (as the versioned envelope, see ``KeyState.__reduce__``) only when it flushes state to
+    Flink: at the end of each bundle, before every checkpoint, and on cache eviction.
+    """
+    descriptor = ValueStateDescriptor(KEY_STATE_NAME, Types.PICKLED_BYTE_ARRAY())
     if ttl_seconds:
         ttl = (
             StateTtlConfig.new_builder(Time.milliseconds(int(ttl_seconds * 1000)))

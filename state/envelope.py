@@ -21,7 +21,15 @@ from typing import Any
 
 import river
 
-__all__ = ["FORMAT_VERSION", "KeyState", "StateFormatError", "dumps", "loads", "read_header"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KeyState",
+    "StateFormatError",
+    "dumps",
+    "loads",
+    "read_header",
+    "rollback",
+]
 
 #: Bumped whenever the layout of the header or of the pickled payload changes.
 FORMAT_VERSION = 1
@@ -50,6 +58,26 @@ class KeyState:
     alerts: int = 0
     last_seen: float = 0.0  # processing time (epoch seconds) of the last update, for --state-ttl
 
+    def __reduce__(self):
+        """Pickle as the versioned envelope, whoever pickles (Flink's state coder included).
+
+        Flink stores this object in keyed state and pickles it only when it flushes the
+        state, once per key per bundle, not once per record. The envelope written then is
+        remembered in ``flushed``: the last version of this key that Flink holds, from
+        which :func:`rollback` rebuilds the key when a record must be undone.
+        """
+        blob = dumps(self)
+        self.__dict__["flushed"] = blob
+        self.__dict__["since_flush"] = []
+        return (_restore, (blob,))
+
+    def remember(self, record) -> None:
+        """Note a record applied since the last flush (replayed by :func:`rollback`)."""
+        log = self.__dict__.get("since_flush")
+        if log is None:
+            log = self.__dict__["since_flush"] = []
+        log.append(record)
+
 
 def dumps(state: KeyState) -> bytes:
     """Serialize ``state`` as header line + pickle.
@@ -70,6 +98,28 @@ def dumps(state: KeyState) -> bytes:
     payload = (state.model, state.detector, state.n, state.learned, state.alerts, state.last_seen)
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _restore(blob: bytes) -> KeyState:
+    state = loads(blob)
+    state.__dict__["flushed"] = bytes(blob)
+    state.__dict__["since_flush"] = []
+    return state
+
+
+def rollback(state: KeyState, replay) -> KeyState | None:
+    """This key as it was before the current record: the last flushed envelope (or nothing,
+    for a key not flushed yet) with the records since then applied again by ``replay``.
+
+    River models are deterministic given their pickled state (random generators included),
+    so replaying gives exactly the state the live object had before the current record.
+    """
+    flushed = state.__dict__.get("flushed")
+    base = _restore(flushed) if flushed is not None else None
+    for record in state.__dict__.get("since_flush", ()):
+        base = replay(base, record)
+        base.remember(record)
+    return base
 
 
 def read_header(blob: bytes) -> dict:

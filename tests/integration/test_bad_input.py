@@ -64,3 +64,39 @@ def test_bad_lines_rejected_and_valid_records_untouched(tmp_path):
         matches = [r for r in rejected if r["raw"] == raw]
         assert matches, f"no rejection for {bad[:60]!r}"
         assert reason in matches[0]["error"], matches[0]["error"]
+
+
+def test_a_record_the_model_raises_on_leaves_the_key_untouched(tmp_path):
+    """A string label makes the default pipeline raise half-way through learning (the
+    scaler has already learned); the key must be exactly as if the record never came."""
+    records = drifting_stream(30_000, seed=12)
+    bad_at = set(range(150, 30_000, 1100))
+    lines = []
+    for i, record in enumerate(records):
+        lines.append(json.dumps(record))
+        if i in bad_at:
+            lines.append(json.dumps({**record, "id": f"bad-{i}", "y": "cat"}))
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+
+    # checkpoints every second: rollbacks happen both before and after state flushes
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--parallelism",
+        "2",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--checkpoint-interval",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+
+    rejected = read_lines(tmp_path / "out" / "rejected")
+    assert len(rejected) == len(bad_at)
+    assert all("the model raised ValueError" in r["error"] for r in rejected)
+    predictions = read_lines(tmp_path / "out" / "predictions")
+    expected, _ = reference_predictions(records, default_model)
+    assert by_key(predictions) == by_key(jsonable(expected))

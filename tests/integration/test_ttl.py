@@ -22,10 +22,22 @@ def test_idle_key_expires_and_returns_fresh():
     server.listen(1)
     server.settimeout(120)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.online_learning", "--output", "-", "--state-ttl", "3",
-         "--source", f"socket://127.0.0.1:{server.getsockname()[1]}"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "jobs.online_learning",
+            "--output",
+            "-",
+            "--state-ttl",
+            "3",
+            "--source",
+            f"socket://127.0.0.1:{server.getsockname()[1]}",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     rows = []
 

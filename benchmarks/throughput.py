@@ -1,0 +1,230 @@
+"""`make bench`: the job against a plain River loop, side by side, on the same data.
+
+    python -m benchmarks.throughput [--records 300000] [--keys 1000] [--repeat 3]
+
+Every figure is a whole process, start-up included (a user waits for that too),
+timed wall-clock; with --repeat > 1 the median is reported. The memory high-water
+mark is the largest total RSS of the job's process tree (client, JVM, Python
+workers) while it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LIGHT = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+HEAVY = "tree.HoeffdingTreeClassifier()"
+
+
+def generate(path: Path, records: int, keys: int, features: int = 10, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    weights = [[rng.uniform(-1, 1) for _ in range(features)] for _ in range(keys)]
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(records):
+            k = rng.randrange(keys)
+            x = [round(rng.gauss(0, 1), 5) for _ in range(features)]
+            y = sum(w * v for w, v in zip(weights[k], x)) > 0
+            fields = {f"x{j}": v for j, v in enumerate(x)}
+            fh.write(json.dumps({"key": f"k{k}", "id": i, **fields, "y": y}) + "\n")
+
+
+def _tree_rss(pid: int) -> int:
+    """Total RSS (bytes) of ``pid`` and its descendants, from /proc."""
+    children: dict = {}
+    rss = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def timed(cmd: list, env: dict | None = None) -> tuple:
+    """(seconds, peak RSS bytes) of a command run to completion."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = [0]
+
+    def watch():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - started
+    watcher.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+    return elapsed, peak[0]
+
+
+def median_run(cmd: list, repeat: int, prepare=None) -> tuple:
+    runs = []
+    for _ in range(repeat):
+        if prepare:
+            prepare()
+        runs.append(timed(cmd, env=dict(os.environ, PYTHONPATH=str(REPO))))
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def job_cmd(source: Path, output: Path, spec: str, parallelism: int, *extra: str) -> list:
+    return [
+        sys.executable,
+        "-m",
+        "jobs.online_learning",
+        "--source",
+        str(source),
+        "--output",
+        str(output),
+        "--model",
+        spec,
+        "--drift",
+        "none",
+        "--parallelism",
+        str(parallelism),
+        *extra,
+    ]
+
+
+def count_lines(directory: Path) -> int:
+    return sum(sum(1 for _ in open(p, "rb")) for p in directory.glob("part*"))
+
+
+def checkpoint_stats(work: Path, keys: int) -> dict:
+    """Run a 100k-key stream with checkpoints; read size and duration from Flink's log."""
+    source = work / f"keys-{keys}.jsonl"
+    generate(source, records=2 * keys, keys=keys, seed=2)
+    ckpt, out = work / "ckpt", work / "out-ckpt"
+    shutil.rmtree(ckpt, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    log_dir = Path(__import__("pyflink").__file__).parent / "log"
+    before = {p: p.stat().st_size for p in log_dir.glob("*.log")}
+    cmd = job_cmd(
+        source, out, LIGHT, 1, "--checkpoint-dir", str(ckpt), "--checkpoint-interval", "2"
+    )
+    elapsed, peak = timed(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    pattern = re.compile(
+        r"Completed checkpoint (\d+) for job \w+ \((\d+) bytes, "
+        r"checkpointDuration=(\d+) ms"
+    )
+    found = []
+    for log in log_dir.glob("*.log"):
+        with open(log, errors="replace") as fh:
+            fh.seek(before.get(log, 0) if before.get(log, 0) <= log.stat().st_size else 0)
+            found += [tuple(map(int, m.groups())) for m in pattern.finditer(fh.read())]
+    if not found:
+        return {"keys": keys, "seconds": elapsed}
+    biggest = max(found, key=lambda f: f[1])
+    return {
+        "keys": keys,
+        "checkpoints": len(found),
+        "bytes": biggest[1],
+        "bytes_per_key": biggest[1] / keys,
+        "duration_ms": biggest[2],
+        "max_duration_ms": max(f[2] for f in found),
+        "seconds": elapsed,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--state-keys", type=int, default=100_000)
+    parser.add_argument("--skip", default="", help="comma list: light,heavy,p2,state")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+
+    import apache_beam  # noqa: F401 - version report only
+    import river
+    from pyflink.version import __version__ as flink_version
+
+    work = REPO / "out" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "input.jsonl"
+    generate(source, args.records, args.keys)
+    print(
+        f"riverflink benchmark: {args.records:,} records, {args.keys:,} keys, 10 features, "
+        f"drift none, median of {args.repeat}"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, apache-flink {flink_version}, river {river.__version__}"
+    )
+    print(f"{'run':<44} {'seconds':>8} {'rec/s':>9} {'ratio':>6} {'peak RSS':>9}")
+
+    def report(name, seconds, peak, base=None):
+        rate = args.records / seconds
+        ratio = f"{rate / base:.2f}" if base else "1.00"
+        print(
+            f"{name:<44} {seconds:>8.1f} {rate:>9,.0f} {ratio:>6} {peak / 2**20:>7.0f}MB",
+            flush=True,
+        )
+        return rate
+
+    models = [("light", LIGHT)] + ([] if "heavy" in skip else [("heavy", HEAVY)])
+    for label, spec in models:
+        if label in skip:
+            continue
+        plain_out = work / "plain.jsonl"
+        seconds, peak = median_run(
+            [sys.executable, "-m", "benchmarks.plain_loop", str(source), str(plain_out), spec],
+            args.repeat,
+        )
+        base = report(f"plain River loop, {label}", seconds, peak)
+        for parallelism in (1, 2):
+            if parallelism == 2 and "p2" in skip:
+                continue
+            out = work / f"out-{label}-{parallelism}"
+            seconds, peak = median_run(
+                job_cmd(source, out, spec, parallelism),
+                args.repeat,
+                prepare=lambda out=out: shutil.rmtree(out, True),
+            )
+            assert count_lines(out / "predictions") == args.records, "lost predictions"
+            rate = report(f"riverflink p={parallelism}, {label}", seconds, peak, base)
+            if parallelism == 1:
+                p1 = rate
+            else:
+                print(f"{'  p=2 / p=1':<44} {rate / p1:>25.2f}")
+    if "state" not in skip:
+        stats = checkpoint_stats(work, args.state_keys)
+        print(
+            f"state of {stats['keys']:,} keys (default model): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in stats.items() if k != "keys")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
