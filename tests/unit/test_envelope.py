@@ -172,3 +172,28 @@ def test_a_truncated_envelope_is_refused():
     blob = dumps(KeyState(linear_model.LinearRegression(), drift.ADWIN(), "m", "d"))
     with pytest.raises(StateFormatError):
         loads(blob[: len(blob) - 20])
+
+
+def test_pickling_a_key_state_writes_the_versioned_envelope():
+    """Flink pickles the state object itself; what lands in the checkpoint is the envelope."""
+
+    from state.envelope import rollback
+
+    learner = OnlineLearner(model_spec=DEFAULT_MODEL, drift_spec=DEFAULT_DRIFT)
+    state = None
+    records = [parse_line(json.dumps({"key": "a", "x": i % 5, "y": i % 2 == 0})) for i in range(30)]
+    for record in records[:20]:
+        state, _ = learner.step(state, record)
+    blob = pickle.dumps(state)
+    assert b"RFLK" in blob
+    restored = pickle.loads(blob)
+    assert restored.n == 20 and restored.flushed.startswith(b"RFLK")
+
+    # records after the flush are remembered; rollback replays them onto the flushed state
+    for record in records[20:25]:
+        state, _ = learner.step(state, record)
+        state.remember(record)
+    again = rollback(state, lambda s, r: learner.step(s, r)[0])
+    assert again.n == 25
+    probe = {"x": 3}
+    assert again.model.predict_proba_one(probe) == state.model.predict_proba_one(probe)
