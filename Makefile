@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration bench lint clean
+.PHONY: setup demo test unit integration bench lint clean cluster-start cluster-stop
 
 setup: $(STAMP)
 
@@ -31,6 +31,13 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# A local standalone Flink cluster (web UI http://localhost:8081); see README.
+cluster-start: setup
+	$(BIN)/riverflink cluster start
+
+cluster-stop: setup
+	$(BIN)/riverflink cluster stop
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
