@@ -245,12 +245,30 @@ def build_job(env, settings: JobSettings) -> None:
         stream.sink_to(_file_sink(out / name)).name(name).uid(UIDS[name])
 
 
+def _use_worker_processes() -> None:
+    """On the mini-cluster, run each subtask's Python in its own worker process.
+
+    PyFlink's default for local runs ("loopback") executes every Python function inside
+    this client process, so all subtasks share one interpreter lock and parallelism 2 is
+    slower than 1. Worker processes scale with cores (about 1.4x on 2 cores). They import
+    riverflink's packages like any Python program: make sure they find this checkout.
+    """
+    if "PYFLINK_GATEWAY_PORT" in os.environ:  # started by `flink run`: the cluster decides
+        return
+    os.environ.setdefault("_python_worker_execution_mode", "process")
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
+
+
 def run_job(settings: JobSettings) -> str | None:
     """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
 
     Returns the savepoint path with ``--savepoint-on-exit``, else None.
     """
     use_project_conf_dir()
+    _use_worker_processes()
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_configuration(settings)
