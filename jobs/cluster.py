@@ -249,15 +249,36 @@ def stop_cluster(directory: Path | None = None, timeout: float = 30.0) -> list[i
     stopped: list[int] = []
     for daemon in DAEMONS:
         pids = running_pids(directory).get(daemon, [])
+        # A TaskManager's Python workers can outlive it: note them before it goes.
+        workers = [child for pid in pids for child in _descendants(pid)]
         for pid in pids:
             _signal(pid, signal.SIGTERM)
         if not _wait_gone(pids, timeout):
             for pid in pids:
                 _signal(pid, signal.SIGKILL)
             _wait_gone(pids, 10.0)
+        for pid in workers:
+            _signal(pid, signal.SIGKILL)
         stopped.extend(pids)
         _pid_file(directory, daemon).unlink(missing_ok=True)
     return stopped
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``, from /proc (empty where /proc is not available)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -202,6 +202,10 @@ def test_submit_stop_with_savepoint_resume_at_another_parallelism(cluster):
     assert stopped.returncode == 0, stopped.stderr
     savepoint = stopped.stdout.strip().splitlines()[-1]
     assert Path(savepoint).is_dir() and Path(savepoint).parent == tmp / "savepoints", savepoint
+    # the savepoint is complete when `stop` returns; the job finishes right after
+    deadline = time.monotonic() + 30
+    while cluster.rest(f"/jobs/{job1}")["state"] != "FINISHED" and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert cluster.rest(f"/jobs/{job1}")["state"] == "FINISHED"
 
     job2 = _job_id(cluster.cli("submit", *run, "--parallelism", "1", "--restore", savepoint, *jm))
