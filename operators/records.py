@@ -33,7 +33,7 @@ class Fields:
     numeric_target: bool = False  # regressors need a number as label
 
 
-@dataclass(frozen=True)
+@dataclass
 class Record:
     """A valid record. ``key_id`` is the key as Flink sees it: JSON text, so 7 and "7" differ."""
 
@@ -75,11 +75,26 @@ def _reject_constant(name: str) -> float:
     raise _BadInput(f"non-finite number {name} is not allowed")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _BadInput(f"number {text} is out of range (not finite)")
-    return value
+#: NaN and Infinity literals are refused while decoding; numbers too large for a float
+#: (1e999) decode to inf and are refused by _check_finite, which is faster than a
+#: per-number hook.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _check_finite(value, name: str = "") -> None:
+    if isinstance(value, dict):
+        for inner_name, inner in value.items():
+            if inner.__class__ is float:
+                if not math.isfinite(inner):
+                    raise _BadInput(f"number in field {inner_name!r} is out of range (not finite)")
+            elif isinstance(inner, (dict, list)):
+                _check_finite(inner, inner_name)
+    elif isinstance(value, list):
+        for inner in value:
+            if inner.__class__ is float and not math.isfinite(inner):
+                raise _BadInput(f"number in field {name!r} is out of range (not finite)")
+            if isinstance(inner, (dict, list)):
+                _check_finite(inner, name)
 
 
 def _decode(raw: str | bytes) -> tuple:
@@ -138,9 +153,10 @@ def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected
 
 
 def _to_record(text: str, fields: Fields) -> Record:
-    obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    obj = _DECODER.decode(text)
     if not isinstance(obj, dict):
         raise _BadInput(f"a record must be a JSON object, got {type(obj).__name__}")
+    _check_finite(obj)
     key = obj.get(fields.key)
     if key is None:
         raise _BadInput(f"key field {fields.key!r} is missing or null")
