@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jobs.flink_config import flink_settings, use_project_conf_dir
-from jobs.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
+from jobs.settings import PROFILES, UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
 
 __all__ = ["build_job", "run_job", "main"]
 
 UIDS = {
     "source": "riverflink-source",
-    "parse": "riverflink-parse",
     "learn": "riverflink-learn-per-key",
     "predictions": "riverflink-sink-predictions",
     "alerts": "riverflink-sink-alerts",
@@ -49,6 +48,13 @@ def flink_configuration(settings: JobSettings):
     # else: started by `flink run`, whose -pyexec / -pyarch / config.yaml pick the workers'
     # Python (this configuration would override them: it is stacked on top of the CLI's).
     conf.set_string("parallelism.default", str(settings.parallelism))
+    profile = PROFILES[settings.profile]
+    for key, value in (
+        ("python.fn-execution.bundle.size", str(profile["bundle_size"])),
+        ("python.fn-execution.bundle.time", str(profile["bundle_ms"])),
+    ):
+        if not conf.contains_key(key):  # flink-conf/config.yaml may pin them
+            conf.set_string(key, value)
 
     if settings.state_backend:
         conf.set_string("state.backend.type", settings.state_backend)
@@ -183,11 +189,91 @@ def _restoring(env, settings: JobSettings) -> bool:
     )
 
 
+def _json_path(field: str) -> str:
+    """The JSON path of a top-level field, as a SQL string literal."""
+    if field.isidentifier() and field.isascii():
+        path = f"$.{field}"
+    else:
+        path = "$['" + field.replace("\\", "\\\\").replace("'", "\\'") + "']"
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _key_text_sql(field: str) -> str:
+    """SQL for the key field's text, as ``JSON_VALUE`` gives it ('' when there is none).
+
+    Parsing JSON in Flink costs more per line than anything else in Java, so a line that
+    starts with the key field holding a plain ASCII string (``{"key": "u42", ...``) has
+    it cut out by a regular expression; every other line is parsed. Both give the same
+    text, which ``operators.records.route_text`` gives in Python.
+    """
+    raw = "f0"  # raw bytes as ISO-8859-1 characters (see _source)
+    bom = "CHR(239) || CHR(187) || CHR(191)"
+    unbommed = f"CASE WHEN SUBSTRING({raw}, 1, 3) = {bom} THEN SUBSTRING({raw}, 4) ELSE {raw} END"
+    text = f"DECODE(ENCODE({unbommed}, 'ISO-8859-1'), 'UTF-8')"
+    parsed = f"JSON_VALUE({text}, {_json_path(field)})"
+    if not (field.isascii() and field.replace("_", "a").isalnum()):
+        return f"COALESCE({parsed}, '')"
+    fast = r"^\{\s*\"" + field + r"\"\s*:\s*\"([\x20\x21\x23-\x5b\x5d-\x7e]*)\"\s*[,}]"
+    return f"COALESCE(REGEXP_EXTRACT({raw}, '{fast}', 1), {parsed}, '')"
+
+
+def _routed(env, lines, settings: JobSettings):
+    """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
+
+    The bucket comes from Flink SQL: the key field's text (``JSON_VALUE`` of the line,
+    decoded as UTF-8) hashed into ``ROUTING_BUCKETS``. ``operators.records.route_bucket``
+    is the same function in Python; the learner checks every key it meets against it.
+    """
+    from pyflink.common import Types
+    from pyflink.datastream.data_stream import KeyedStream
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+
+    from state.descriptors import ROUTING_BUCKETS
+
+    batch_ms = PROFILES[settings.profile]["batch_ms"]
+    if settings.is_socket:
+        batch_ms = 0  # a socket's last lines would wait for a window that never closes
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set(
+        "table.exec.resource.default-parallelism",
+        str(1 if settings.is_socket else settings.parallelism),
+    )
+    schema = Schema.new_builder().column("f0", DataTypes.STRING())
+    bounded = not (settings.unbounded or settings.savepoint_on_exit)
+    if batch_ms and bounded:
+        # Event time = arrival time: the end of the input fires the last window.
+        schema = schema.column_by_expression("t", "CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(3))")
+        schema = schema.watermark("t", "t")
+    elif batch_ms:
+        schema = schema.column_by_expression("t", "PROCTIME()")
+    t_env.create_temporary_view("riverflink_lines", t_env.from_data_stream(lines, schema.build()))
+    bucket = f"MOD(HASH_CODE({_key_text_sql(settings.key)}), {ROUTING_BUCKETS})"
+    if not batch_ms:
+        query = f"SELECT {bucket} AS b, f0 AS line FROM riverflink_lines"
+    else:
+        t_env.execute_sql(
+            "CREATE TEMPORARY VIEW riverflink_keyed AS "
+            f"SELECT {bucket} AS b, f0, t FROM riverflink_lines"
+        )
+        query = (
+            "SELECT b, LISTAGG(f0, '\n') AS line FROM TABLE(TUMBLE(TABLE riverflink_keyed, "
+            f"DESCRIPTOR(t), INTERVAL '{batch_ms / 1000}' SECOND)) "
+            "GROUP BY window_start, window_end, b"
+        )
+    rows = t_env.to_append_stream(
+        t_env.sql_query(query), Types.ROW([Types.INT(), Types.STRING()])
+    )
+    selector = get_gateway().jvm.org.apache.flink.streaming.api.functions.python
+    j_keyed = rows._j_data_stream.keyBy(selector.KeyByKeySelector())
+    return KeyedStream(j_keyed, Types.INT(), rows)
+
+
 def build_job(env, settings: JobSettings) -> None:
     """Add the riverflink pipeline to ``env``."""
     from pyflink.common import Types
 
-    from operators.functions import ALERTS, REJECTED, WIRE_TYPE, LearnPerKey, ParseLines
+    from operators.functions import ALERTS, REJECTED, LearnPerKey
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
@@ -202,21 +288,15 @@ def build_job(env, settings: JobSettings) -> None:
         numeric_target=learner.kind == "regressor",
     )
     to_stdout = settings.output == "-"
-    source_parallelism = 1 if settings.is_socket else settings.parallelism
 
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
-    parsed = (
-        lines.process(ParseLines(fields, tag_outputs=to_stdout), output_type=WIRE_TYPE)
-        .name("parse")
-        .uid(UIDS["parse"])
-        .set_parallelism(source_parallelism)
-    )
-    # (key_id, Record bytes); bad lines -> REJECTED side output
+    keyed = _routed(env, lines, settings)
+    # (bucket, str): one line, or (--profile throughput) lines of one bucket joined by "\n"
     learned = (
-        parsed.key_by(lambda wire: wire[0], key_type=Types.STRING())
-        .process(
+        keyed.process(
             LearnPerKey(
+                fields=fields,
                 model_spec=settings.model,
                 drift_spec=settings.drift,
                 on_drift=settings.on_drift,
@@ -230,10 +310,10 @@ def build_job(env, settings: JobSettings) -> None:
         .name("learn per key")
         .uid(UIDS["learn"])
     )
-    # str: prediction JSON; alerts and model-rejected records on side outputs
+    # str: prediction JSON lines; alerts and rejected lines on side outputs
     predictions = learned
     alerts = learned.get_side_output(ALERTS)
-    rejected = parsed.get_side_output(REJECTED).union(learned.get_side_output(REJECTED))
+    rejected = learned.get_side_output(REJECTED)
 
     if to_stdout:
         predictions.union(alerts, rejected).print().name("stdout").uid(

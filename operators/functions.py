@@ -1,8 +1,11 @@
 """Flink functions: thin adapters between Flink and the pure per-key logic.
 
-Each function keeps only small, picklable configuration in ``__init__``; the
-learner and the state handle are built in ``open()``. Outputs leave as JSON
-text: predictions on the main output, alerts and rejected lines on side
+Lines arrive keyed by routing bucket (``state.descriptors``): one line at a time
+(``--profile latency``) or several joined by newlines (``--profile throughput``,
+batched in Java so that many lines cross into Python at once). Each function
+keeps only small, picklable configuration in ``__init__``; the learner and the
+state handle are built in ``open()``. Outputs leave as JSON lines, joined the
+same way: predictions on the main output, alerts and rejected lines on side
 outputs.
 """
 
@@ -14,45 +17,20 @@ import time
 from collections import OrderedDict
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
 from operators.learner import DriftAlert, OnlineLearner, Prediction
-from operators.records import Fields, Record, Rejected, parse_line
+from operators.records import Fields, Rejected, parse_line, route_bucket
 from state import envelope
-from state.descriptors import key_state_descriptor
+from state.descriptors import ROUTING_BUCKETS, key_state_descriptor
 
-__all__ = ["ALERTS", "REJECTED", "WIRE_TYPE", "LearnPerKey", "ParseLines"]
+__all__ = ["ALERTS", "REJECTED", "LearnPerKey"]
 
 #: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
 METRICS = ("records_in", "predictions", "learned", "alerts", "rejected", "keys_seen")
 
 ALERTS = OutputTag("alerts", Types.STRING())
 REJECTED = OutputTag("rejected", Types.STRING())
-
-
-#: What the parser hands to the learner: (key as JSON text, ``Record.to_wire()`` bytes).
-WIRE_TYPE = Types.TUPLE([Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
-
-
-class ParseLines(ProcessFunction):
-    """Raw line -> (key_id, record bytes) (main output) or a rejected JSON line (side output)."""
-
-    def __init__(self, fields: Fields, *, tag_outputs: bool = False):
-        self.fields = fields
-        self.tag_outputs = tag_outputs
-
-    def open(self, runtime_context: RuntimeContext):
-        self.rejected = runtime_context.get_metrics_group().counter("riverflink_rejected")
-
-    def process_element(self, value, ctx):
-        parsed = parse_line(value, self.fields)
-        if parsed is None:
-            return
-        if isinstance(parsed, Rejected):
-            self.rejected.inc()
-            yield REJECTED, parsed.to_json(self.tag_outputs)
-        else:
-            yield parsed.key_id, parsed.to_wire()
 
 
 def _canonical(spec: str) -> str:
@@ -76,11 +54,12 @@ def _injected_failure():
 
 
 class LearnPerKey(KeyedProcessFunction):
-    """Per key: read the envelope, run one learning step, write the envelope back, emit."""
+    """Per line: parse, find the key's model, run one learning step, write it back, emit."""
 
     def __init__(
         self,
         *,
+        fields: Fields,
         model_spec: str,
         drift_spec: str,
         on_drift: str,
@@ -89,6 +68,7 @@ class LearnPerKey(KeyedProcessFunction):
         live_keys: int = 10_000,
         restoring: bool = True,
     ):
+        self.fields = fields
         self.model_spec = model_spec
         self.drift_spec = drift_spec
         self.on_drift = on_drift
@@ -101,7 +81,9 @@ class LearnPerKey(KeyedProcessFunction):
         self.learner = OnlineLearner(
             model_spec=self.model_spec, drift_spec=self.drift_spec, on_drift=self.on_drift
         )
-        self.state = runtime_context.get_state(key_state_descriptor(ttl_seconds=self.ttl_seconds))
+        self.state = runtime_context.get_map_state(
+            key_state_descriptor(ttl_seconds=self.ttl_seconds)
+        )
         # The models of recently seen keys, live between records. Flink state stays the
         # source of truth: every change is written to it, and a key not in here is read
         # from it. (A restart or rescale calls open() again, with an empty dict.)
@@ -139,16 +121,81 @@ class LearnPerKey(KeyedProcessFunction):
         return key_state
 
     def process_element(self, value, ctx):
-        record = Record.from_wire(value[1])
-        if self._fail_after is not None:
-            self._maybe_fail()
-        live = self.live
-        key_state = live.get(record.key_id)
-        if key_state is not None:
-            live.move_to_end(record.key_id)
-        elif self.restored or record.key_id in self.evicted:
-            key_state = self._check_spec(self.state.value(), record)
+        bucket = ctx.get_current_key()
+        tag = self.tag_outputs
         now = time.time()
+        predictions, alerts, rejected = [], [], []
+        touched: dict = {}  # key_id -> KeyState, written to Flink once per element
+        counts = dict.fromkeys(METRICS, 0)
+        for line in value.split("\n"):
+            record = parse_line(line, self.fields)
+            if record is None:
+                continue
+            if isinstance(record, Rejected):
+                counts["rejected"] += 1
+                rejected.append(record.to_json(tag))
+                continue
+            if self._fail_after is not None:
+                self._maybe_fail()
+            counts["records_in"] += 1
+            key_state = self._lookup(record, bucket, now)
+            if isinstance(key_state, Rejected):
+                counts["rejected"] += 1
+                rejected.append(key_state.to_json(tag))
+                continue
+            learned_before = key_state.learned if key_state is not None else 0
+            new_state, outputs = self.learner.step(key_state, record)
+            if new_state is not None:
+                if key_state is None:
+                    counts["keys_seen"] += 1
+                if new_state.learned != learned_before:
+                    counts["learned"] += 1
+                new_state.last_seen = now
+                new_state.remember(record)
+                self._keep(record.key_id, new_state, touched)
+            elif key_state is not None:
+                # The model raised on this record and may be half-updated: rebuild the key.
+                self._keep(record.key_id, envelope.rollback(key_state, self._replay), touched)
+            for out in outputs:
+                if isinstance(out, Prediction):
+                    counts["predictions"] += 1
+                    predictions.append(out.to_json(tag))
+                elif isinstance(out, DriftAlert):
+                    counts["alerts"] += 1
+                    alerts.append(out.to_json(tag))
+                else:
+                    counts["rejected"] += 1
+                    rejected.append(out.to_json(tag))
+        state = self.state
+        for key_id, key_state in touched.items():
+            state.put(key_id, key_state)
+        for name, count in counts.items():
+            if count:
+                self.metrics[name].inc(count)
+        if predictions:
+            yield "\n".join(predictions)
+        if alerts:
+            yield ALERTS, "\n".join(alerts)
+        if rejected:
+            yield REJECTED, "\n".join(rejected)
+
+    def _lookup(self, record, bucket, now):
+        """The key's current state (None for a new or expired key), or Rejected."""
+        key_id = record.key_id
+        key_state = self.live.get(key_id)
+        if key_state is not None:
+            self.live.move_to_end(key_id)
+        else:
+            expected = route_bucket(record.key, key_id, ROUTING_BUCKETS)
+            if expected != bucket:
+                return Rejected(
+                    record.raw,
+                    f"key {record.key!r} reached routing bucket {bucket}, not its bucket "
+                    f"{expected}: Flink and riverflink read the key differently, so its "
+                    "model could be split. Please report this line.",
+                )
+            if self.restored or key_id in self.evicted:
+                key_state = self._check_spec(self.state.get(key_id), record)
         if (
             key_state is not None
             and self.ttl_seconds
@@ -157,43 +204,20 @@ class LearnPerKey(KeyedProcessFunction):
             # Expired. Flink's TTL also drops it from the backend, but PyFlink's Python-side
             # state cache can still hand out an expired value, so the envelope decides.
             key_state = None
-        metrics = self.metrics
-        metrics["records_in"].inc()
-        learned_before = key_state.learned if key_state is not None else 0
-        new_state, outputs = self.learner.step(key_state, record)
-        if new_state is not None:
-            if key_state is None:
-                metrics["keys_seen"].inc()
-            if new_state.learned != learned_before:
-                metrics["learned"].inc()
-            new_state.last_seen = now
-            new_state.remember(record)
-            self._keep(record.key_id, new_state)
-        elif key_state is not None:
-            # The model raised on this record and may be half-updated: rebuild the key.
-            self._keep(record.key_id, envelope.rollback(key_state, self._replay))
-        tag = self.tag_outputs
-        for out in outputs:
-            if isinstance(out, Prediction):
-                metrics["predictions"].inc()
-                yield out.to_json(tag)
-            elif isinstance(out, DriftAlert):
-                metrics["alerts"].inc()
-                yield ALERTS, out.to_json(tag)
-            else:
-                metrics["rejected"].inc()
-                yield REJECTED, out.to_json(tag)
+        return key_state
 
-    def _keep(self, key_id: str, key_state: envelope.KeyState) -> None:
-        """Write the key's state (flushed to Flink at the end of the bundle) and keep it live.
+    def _keep(self, key_id: str, key_state: envelope.KeyState, touched: dict) -> None:
+        """Keep the key live and mark it for writing to Flink at the end of the element.
 
-        Written on every record: skipping writes after the first one in a bundle loses
-        updates in savepoints (measured), so Flink must be told each time.
+        PyFlink holds written map entries in its write cache and pickles each once, at
+        the end of the bundle (a checkpoint ends the bundle first).
         """
-        self.state.update(key_state)
+        touched[key_id] = key_state
         self.live[key_id] = key_state
         if len(self.live) > self.live_keys:
             evicted, _ = self.live.popitem(last=False)
+            if evicted in touched:  # written now, so a later line of this element reads it
+                self.state.put(evicted, touched.pop(evicted))
             if not self.restored:
                 self.evicted.add(evicted)
 

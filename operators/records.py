@@ -9,12 +9,12 @@ silently replacing it.
 from __future__ import annotations
 
 import json
-import marshal
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["Fields", "Record", "Rejected", "is_blank", "parse_line", "RAW_LIMIT"]
+__all__ = ["Fields", "Record", "Rejected", "is_blank", "parse_line", "route_bucket", "RAW_LIMIT"]
 
 #: Rejected lines are quoted up to this many characters.
 RAW_LIMIT = 1000
@@ -35,7 +35,11 @@ class Fields:
 
 @dataclass
 class Record:
-    """A valid record. ``key_id`` is the key as Flink sees it: JSON text, so 7 and "7" differ."""
+    """A valid record. ``key_id`` identifies the key's model: JSON text, so 7 and "7" differ.
+
+    A number key is identified as written in decimal (``100.0`` and ``1e2`` are two keys),
+    the way Flink's JSON functions see it when they route the line (see ``route_bucket``).
+    """
 
     key: Any
     key_id: str
@@ -43,15 +47,6 @@ class Record:
     x: dict
     y: Any  # None when unlabeled
     raw: str = field(default="", repr=False, compare=False)  # quoted if the model rejects it
-
-    def to_wire(self) -> bytes:
-        """Compact bytes for the hop between the parser and the learner (JSON values only)."""
-        return marshal.dumps((self.key, self.key_id, self.id, self.x, self.y, self.raw))
-
-    @classmethod
-    def from_wire(cls, data: bytes) -> Record:
-        key, key_id, id_, x, y, raw = marshal.loads(data)
-        return cls(key=key, key_id=key_id, id=id_, x=x, y=y, raw=raw)
 
 
 @dataclass(frozen=True)
@@ -193,9 +188,50 @@ def _to_record(text: str, fields: Fields) -> Record:
         if isinstance(value, int) and not isinstance(value, bool):
             value = _checked_int(value, name)
         x[name] = value
-    return Record(
-        key=key, key_id=json.dumps(key), id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT]
-    )
+    if key.__class__ is float:
+        key_id = _decimal_text(text, fields.key)
+    else:
+        key_id = json.dumps(key)
+    return Record(key=key, key_id=key_id, id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT])
+
+
+def _decimal_text(text: str, key_field: str) -> str:
+    """A float key as Flink's JSON_VALUE spells it: the literal, as a decimal (1e2 -> 1E+2).
+
+    Java's ``BigDecimal.toString`` and Python's ``str(Decimal)`` follow the same rules.
+    """
+    literal = json.loads(text, parse_float=str)[key_field]
+    return str(Decimal(literal))
+
+
+def route_text(key: Any, key_id: str) -> str:
+    """The text Flink routes a key by: ``JSON_VALUE(line, '$.<key field>')``."""
+    if isinstance(key, str):
+        return key
+    if key is True or key is False:
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(key)
+    return key_id  # a float's key_id is already its decimal text
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode()`` (Flink SQL's ``HASH_CODE``), over UTF-16 code units."""
+    h = 0
+    data = text.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def route_bucket(key: Any, key_id: str, buckets: int) -> int:
+    """The bucket Flink sends a key to: ``MOD(HASH_CODE(text), buckets)``, Java's sign rule.
+
+    >>> route_bucket("true", '"true"', 128) == route_bucket(True, "true", 128)
+    True
+    """
+    h = java_string_hash(route_text(key, key_id))
+    return -(-h % buckets) if h < 0 else h % buckets
 
 
 def _checked_int(value: int, name: str) -> int:
