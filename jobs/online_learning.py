@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jobs.flink_config import flink_settings, use_project_conf_dir
-from jobs.settings import PROFILES, UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
+from jobs.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
 
 __all__ = ["build_job", "run_job", "main"]
 
@@ -48,10 +48,11 @@ def flink_configuration(settings: JobSettings):
     # else: started by `flink run`, whose -pyexec / -pyarch / config.yaml pick the workers'
     # Python (this configuration would override them: it is stacked on top of the CLI's).
     conf.set_string("parallelism.default", str(settings.parallelism))
-    profile = PROFILES[settings.profile]
+    profile = settings.tuning
     for key, value in (
         ("python.fn-execution.bundle.size", str(profile["bundle_size"])),
         ("python.fn-execution.bundle.time", str(profile["bundle_ms"])),
+        ("execution.buffer-timeout.interval", f"{profile['buffer_ms']} ms"),
     ):
         if not conf.contains_key(key):  # flink-conf/config.yaml may pin them
             conf.set_string(key, value)
@@ -231,7 +232,7 @@ def _routed(env, lines, settings: JobSettings):
 
     from state.descriptors import ROUTING_BUCKETS
 
-    batch_ms = PROFILES[settings.profile]["batch_ms"]
+    batch_ms = settings.tuning["batch_ms"]
     if settings.is_socket:
         batch_ms = 0  # a socket's last lines would wait for a window that never closes
     t_env = StreamTableEnvironment.create(env)
@@ -242,9 +243,12 @@ def _routed(env, lines, settings: JobSettings):
     schema = Schema.new_builder().column("f0", DataTypes.STRING())
     bounded = not (settings.unbounded or settings.savepoint_on_exit)
     if batch_ms and bounded:
-        # Event time = arrival time: the end of the input fires the last window.
+        # Event time = arrival time, so the end of the input fires the last window
+        # (processing-time windows would drop it). The watermark trails by 1 s: a line
+        # behind the watermark would be dropped as late, and many lines share a
+        # millisecond (or the clock may step back).
         schema = schema.column_by_expression("t", "CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(3))")
-        schema = schema.watermark("t", "t")
+        schema = schema.watermark("t", "t - INTERVAL '1' SECOND")
     elif batch_ms:
         schema = schema.column_by_expression("t", "PROCTIME()")
     t_env.create_temporary_view("riverflink_lines", t_env.from_data_stream(lines, schema.build()))
@@ -261,9 +265,7 @@ def _routed(env, lines, settings: JobSettings):
             f"DESCRIPTOR(t), INTERVAL '{batch_ms / 1000}' SECOND)) "
             "GROUP BY window_start, window_end, b"
         )
-    rows = t_env.to_append_stream(
-        t_env.sql_query(query), Types.ROW([Types.INT(), Types.STRING()])
-    )
+    rows = t_env.to_append_stream(t_env.sql_query(query), Types.ROW([Types.INT(), Types.STRING()]))
     selector = get_gateway().jvm.org.apache.flink.streaming.api.functions.python
     j_keyed = rows._j_data_stream.keyBy(selector.KeyByKeySelector())
     return KeyedStream(j_keyed, Types.INT(), rows)

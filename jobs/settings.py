@@ -20,12 +20,17 @@ DEFAULT_DRIFT = "drift.ADWIN()"
 #: How often unbounded runs without --checkpoint-dir commit their output.
 UNBOUNDED_COMMIT_INTERVAL = 2.0
 
-#: --profile: how long a line may wait so that lines cross into Python together.
-#: latency: not at all (each line crosses alone, Python bundles end every 50 ms);
-#: throughput: up to 500 ms in Java, gathered per routing bucket, bundles of up to 1 s.
+#: --profile: what Flink trades for what. The default follows the source: a live feed
+#: (socket, --follow) gets "latency", a bounded file run, where only the total time
+#: counts, gets "throughput".
+#: latency: each line crosses into Python alone; Python bundles end every 20 ms, network
+#: buffers flush every 5 ms.
+#: throughput: lines are gathered in Java per routing bucket for up to 500 ms and cross
+#: together; bundles end every second. (A socket's lines are never gathered: its last
+#: window would never close.)
 PROFILES = {
-    "latency": {"batch_ms": 0, "bundle_size": 1000, "bundle_ms": 50},
-    "throughput": {"batch_ms": 500, "bundle_size": 100_000, "bundle_ms": 1000},
+    "latency": {"batch_ms": 0, "bundle_size": 100_000, "bundle_ms": 20, "buffer_ms": 5},
+    "throughput": {"batch_ms": 500, "bundle_size": 100_000, "bundle_ms": 1000, "buffer_ms": 100},
 }
 
 
@@ -54,7 +59,7 @@ class JobSettings:
     state_ttl: float | None = None
     state_backend: str | None = None
     savepoint_on_exit: str | None = None
-    profile: str = "latency"
+    profile: str | None = None  # None: by source, see PROFILES
 
     def __post_init__(self):
         if isinstance(self.restore, str) and self.restore.startswith("file:"):
@@ -106,7 +111,7 @@ class JobSettings:
                 raise SettingsError(
                     f"--features cannot include the key, id or target: {sorted(clash)}"
                 )
-        if self.profile not in PROFILES:
+        if self.profile is not None and self.profile not in PROFILES:
             raise SettingsError(
                 f"--profile must be 'latency' or 'throughput', not {self.profile!r}"
             )
@@ -149,6 +154,13 @@ class JobSettings:
     @property
     def unbounded(self) -> bool:
         return self.follow or self.is_socket
+
+    @property
+    def tuning(self) -> dict:
+        """The --profile in effect (see PROFILES), chosen by source when not given."""
+        if self.profile is not None:
+            return PROFILES[self.profile]
+        return PROFILES["latency" if self.unbounded else "throughput"]
 
     def with_changes(self, **changes) -> JobSettings:
         return dataclasses.replace(self, **changes)
@@ -201,8 +213,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--profile",
         choices=sorted(PROFILES),
-        help="latency: each line predicted as it comes (default); throughput: lines batched "
-        "for up to 0.5 s, several times more records/s",
+        help="latency: each line predicted as it comes (default for socket and --follow); "
+        "throughput: lines batched for up to 0.5 s, several times the records/s (default "
+        "for files)",
     )
     a(
         "--savepoint-on-exit",
