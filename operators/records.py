@@ -225,12 +225,19 @@ def java_string_hash(text: str) -> int:
 
 
 def route_bucket(key: Any, key_id: str, buckets: int) -> int:
-    """The bucket Flink sends a key to: ``MOD(HASH_CODE(text), buckets)``, Java's sign rule.
+    """The bucket Flink sends a key to: ``MOD(HASH_CODE(text), buckets)``.
+
+    Flink's ``HASH_CODE`` is the absolute value of Java's hash (which stays negative
+    only for -2**31), and ``MOD`` keeps the dividend's sign.
 
     >>> route_bucket("true", '"true"', 128) == route_bucket(True, "true", 128)
     True
+    >>> route_bucket("é-user", '"é-user"', 128)  # Java's hash is -1874184657
+    81
     """
     h = java_string_hash(route_text(key, key_id))
+    if h < 0 and h != -(1 << 31):
+        h = -h
     return -(-h % buckets) if h < 0 else h % buckets
 
 

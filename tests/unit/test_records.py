@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from operators.records import RAW_LIMIT, Fields, Record, Rejected, parse_line
+from operators.records import RAW_LIMIT, Fields, Record, Rejected, parse_line, route_bucket
 
 DEFAULT_FIELDS = Fields()
 
@@ -260,3 +260,28 @@ def test_rejected_invalid_utf8_is_still_json_safe():
     quoted = json.loads(out.to_json())
     assert quoted["raw"].startswith('{"key": "')
     assert not quoted["raw"].endswith(("\r", "\n"))
+
+
+# Values read from Flink SQL (HASH_CODE and MOD over JSON_VALUE of the key) on Flink 2.3.
+@pytest.mark.parametrize(
+    ("line", "bucket"),
+    [
+        ('{"key": "é-user"}', 81),  # Java's hash is negative: HASH_CODE takes its absolute value
+        ('{"key": "\\u00e9-user"}', 81),
+        ('{"key": true}', 3569038 % 128),
+        ('{"key": "true"}', 3569038 % 128),
+        ('{"key": 100.0}', 46730099 % 128),
+        ('{"key": 1e2}', 1527451 % 128),  # JSON_VALUE spells it 1E+2
+        ('{"key": 123456789012345678901234567890}', 1395802769 % 128),
+    ],
+)
+def test_route_bucket_is_the_bucket_flink_computes(line, bucket):
+    record = parse_line(line)
+    assert route_bucket(record.key, record.key_id, 128) == bucket
+
+
+def test_a_number_key_is_identified_as_written_in_decimal():
+    spellings = ['{"key": 1e2}', '{"key": 100.0}', '{"key": 100.00}', '{"key": 1E+2}']
+    ids = [parse_line(line).key_id for line in spellings]
+    assert ids == ["1E+2", "100.0", "100.00", "1E+2"]
+    assert parse_line('{"key": -0}').key_id == "0"

@@ -1,0 +1,92 @@
+"""Flink routes each line by its key, read in Java; one key must always reach one model.
+
+Java (Flink SQL) picks the routing bucket, Python reads the record. The same key
+written in different ways (escaped or raw Unicode, key field first or last, a
+byte-order mark, nested fields of the same name) must land on the same model,
+in both profiles, at parallelism 2, with nothing rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from river import linear_model, preprocessing
+
+from tests.integration.conftest import by_key, jsonable, read_output, run_cli
+from tests.reference import reference_predictions
+
+FEATURES = ("f0", "f1", "f2")
+
+
+def _spellings(record: dict, rng: random.Random) -> str:
+    """One JSON line for ``record``, in one of several equivalent spellings."""
+    features = {f: record[f] for f in FEATURES}
+    rest = {"id": record["id"], "y": record["y"]}
+    key = record["key"]
+    style = rng.randrange(5)
+    if style == 0:  # key first, raw UTF-8
+        return json.dumps({"key": key, **features, **rest}, ensure_ascii=False)
+    if style == 1:  # key first, \u escapes (Python's default)
+        return json.dumps({"key": key, **features, **rest})
+    if style == 2:  # key last, odd spacing
+        body = json.dumps({**features, **rest}, ensure_ascii=False)[1:-1]
+        return "{ " + body + ' ,  "key" :' + json.dumps(key, ensure_ascii=False) + " }"
+    if style == 3:  # a nested field named like the key comes first
+        return json.dumps({"meta": {"key": "decoy"}, "key": key, **features, **rest})
+    return json.dumps({"key": key, **features, **rest}, indent=None, separators=(",", ":"))
+
+
+KEYS = [
+    "plain",
+    "é-user",
+    "😀",
+    'q"uote',
+    "back\\slash",
+    "",
+    7,
+    "7",
+    True,
+    2.5,
+    -3,
+    "日本",
+]
+
+
+@pytest.mark.parametrize("profile", ["latency", "throughput"])
+def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile):
+    rng = random.Random(11)
+    records = []
+    for i in range(1200):
+        key = KEYS[i % len(KEYS)]
+        x = {f: rng.gauss(0, 1) for f in FEATURES}
+        records.append({"key": key, "id": i, **x, "y": x["f0"] + 0.3 * x["f1"] > 0})
+    lines = [_spellings(r, rng) for r in records]
+    lines[0] = "\ufeff" + lines[0]  # a byte-order mark on the first line
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--features",
+        ",".join(FEATURES),
+        "--drift",
+        "none",
+        "--parallelism",
+        "2",
+        "--profile",
+        profile,
+    )
+    assert result.returncode == 0, result.stderr
+    out = read_output(tmp_path / "out")
+    assert out["rejected"] == []
+    expected, _ = reference_predictions(
+        records,
+        lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        features=FEATURES,
+    )
+    assert by_key(out["predictions"]) == by_key(jsonable(expected))
