@@ -276,7 +276,7 @@ def test_rejected_invalid_utf8_is_still_json_safe():
     ],
 )
 def test_route_bucket_is_the_bucket_flink_computes(line, bucket):
-    record = parse_line(line)
+    record = parse_line(line.encode("utf-8"))
     assert route_bucket(record.key, record.key_id, 128) == bucket
 
 
