@@ -2,7 +2,8 @@
 
     python -m benchmarks.latency [--rate 2000] [--seconds 20] [--profile latency]
 
-Starts ``riverflink run --source socket://127.0.0.1:PORT --output -``, feeds it
+Starts ``riverflink run --source socket://127.0.0.1:PORT --output -`` (default model
+and drift detector), feeds it
 generated records at a steady rate from one thread, and timestamps every
 prediction line as it appears on the job's stdout. Latency is receive time minus
 send time per record id; the first seconds (start-up, JIT warm-up) are left out.
@@ -53,8 +54,6 @@ def measure(
         f"socket://127.0.0.1:{port}",
         "--output",
         "-",
-        "--drift",
-        "none",
         "--profile",
         profile,
     ]

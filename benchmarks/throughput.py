@@ -5,7 +5,9 @@
 Every figure is a whole process, start-up included (a user waits for that too),
 timed wall-clock; with --repeat > 1 the median is reported. The memory high-water
 mark is the largest total RSS of the job's process tree (client, JVM, Python
-workers) while it ran.
+workers) while it ran. File runs use the job's default for files, ``--profile
+throughput``; one row shows ``--profile latency`` on the same file, and the last
+lines measure latency on a socket feed (``benchmarks.latency``) in both profiles.
 """
 
 from __future__ import annotations
@@ -115,6 +117,16 @@ def job_cmd(source: Path, output: Path, spec: str, parallelism: int, *extra: str
     ]
 
 
+def run_job(label: str, source: Path, work: Path, spec: str, parallelism: int, repeat: int, *extra):
+    out = work / f"out-{label}-{parallelism}"
+    seconds, peak = median_run(
+        job_cmd(source, out, spec, parallelism, *extra),
+        repeat,
+        prepare=lambda: shutil.rmtree(out, True),
+    )
+    return seconds, peak, count_lines(out / "predictions")
+
+
 def count_lines(directory: Path) -> int:
     return sum(sum(1 for _ in open(p, "rb")) for p in directory.glob("part*"))
 
@@ -159,7 +171,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--state-keys", type=int, default=100_000)
-    parser.add_argument("--skip", default="", help="comma list: light,heavy,p2,state")
+    parser.add_argument("--rate", type=int, default=2000, help="socket feed, records/s")
+    parser.add_argument("--feed-seconds", type=float, default=20.0)
+    parser.add_argument("--skip", default="", help="comma list: light,heavy,p2,state,latency")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -203,24 +217,33 @@ def main(argv=None) -> int:
         for parallelism in (1, 2):
             if parallelism == 2 and "p2" in skip:
                 continue
-            out = work / f"out-{label}-{parallelism}"
-            seconds, peak = median_run(
-                job_cmd(source, out, spec, parallelism),
-                args.repeat,
-                prepare=lambda out=out: shutil.rmtree(out, True),
-            )
-            assert count_lines(out / "predictions") == args.records, "lost predictions"
+            seconds, peak, lines = run_job(label, source, work, spec, parallelism, args.repeat)
+            assert lines == args.records, f"lost predictions: {lines:,} of {args.records:,}"
             rate = report(f"riverflink p={parallelism}, {label}", seconds, peak, base)
             if parallelism == 1:
                 p1 = rate
             else:
                 print(f"{'  p=2 / p=1':<44} {rate / p1:>25.2f}")
+        if label == "light" and "latency" not in skip:
+            seconds, peak, lines = run_job(
+                "light-latency", source, work, spec, 1, args.repeat, "--profile", "latency"
+            )
+            assert lines == args.records, f"lost predictions: {lines:,} of {args.records:,}"
+            report("riverflink p=1, light, --profile latency", seconds, peak, base)
     if "state" not in skip:
         stats = checkpoint_stats(work, args.state_keys)
         print(
             f"state of {stats['keys']:,} keys (default model): "
             + ", ".join(f"{k} {v:,.0f}" for k, v in stats.items() if k != "keys")
         )
+    if "latency" not in skip:
+        from benchmarks import latency
+
+        print(f"socket feed at {args.rate:,} records/s for {args.feed_seconds:.0f} s, --output -:")
+        for profile in ("latency", "throughput"):
+            latency.report(
+                latency.measure(rate=args.rate, seconds=args.feed_seconds, profile=profile)
+            )
     return 0
 
 
