@@ -304,7 +304,7 @@ def build_job(env, settings: JobSettings) -> None:
                 on_drift=settings.on_drift,
                 ttl_seconds=settings.state_ttl,
                 tag_outputs=to_stdout,
-                live_keys=int(flink_settings().get("python.state.cache-size", 10_000)),
+                live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=_restoring(env, settings),
             ),
             output_type=Types.STRING(),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from river import anomaly, drift, linear_model, preprocessing
 
 from tests.integration.conftest import (
+    REPO,
     by_key,
     drifting_stream,
     jsonable,
@@ -111,3 +114,34 @@ def test_anomaly_detector_scores_every_record(tmp_path):
     assert by_key(out["predictions"]) == by_key(jsonable(expected))
     assert any(p["y_pred"] > 0 for p in out["predictions"])
     assert out["alerts"] == []
+
+
+@pytest.mark.parametrize("profile", ["latency", "throughput"])
+def test_keys_dropped_from_memory_are_read_back_from_state(tmp_path, profile):
+    """With room for 3 live models, most records find their key's model in Flink state."""
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "flink-conf", conf)
+    text = (conf / "config.yaml").read_text()
+    assert "live-keys: 100000" in text
+    (conf / "config.yaml").write_text(text.replace("live-keys: 100000", "live-keys: 3"))
+    keys = tuple(f"k{i}" for i in range(12))
+    records = drifting_stream(2400, keys=keys, seed=5)
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    result = run_cli(
+        "--source",
+        str(source),
+        "--output",
+        str(tmp_path / "out"),
+        "--parallelism",
+        "2",
+        "--profile",
+        profile,
+        env={"FLINK_CONF_DIR": str(conf)},
+    )
+    assert result.returncode == 0, result.stderr
+    out = read_output(tmp_path / "out")
+    expected, expected_alerts = reference_predictions(
+        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+    )
+    assert by_key(out["predictions"]) == by_key(jsonable(expected))
+    assert by_key(out["alerts"]) == by_key(jsonable(expected_alerts))
