@@ -90,3 +90,34 @@ def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile):
         features=FEATURES,
     )
     assert by_key(out["predictions"]) == by_key(jsonable(expected))
+
+
+def test_java_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
+    """Flink SQL (the routing) against ``route_bucket`` (the learner's check), line by line."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from jobs.online_learning import _key_text_sql
+    from operators.records import Fields, parse_line, route_bucket
+    from state.descriptors import ROUTING_BUCKETS
+
+    rng = random.Random(5)
+    values = ["u1", "é", "😀", 'a"b', "a\\b", "", "tab\there", 0, -0, 12, 10**30, 2.5, 1e2, True]
+    fields = ["key", "user-id", "user id", "k'ey", 'k"ey', "ключ", "a.b", "$"]
+    lines = []
+    for field in fields:
+        for value in values:
+            ensure_ascii = rng.random() < 0.5
+            lines.append((field, json.dumps({"x": 1, field: value}, ensure_ascii=ensure_ascii)))
+            lines.append((field, json.dumps({field: value, "x": 1}, ensure_ascii=ensure_ascii)))
+        lines.append((field, "\ufeff" + json.dumps({field: "bom"})))
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for field in fields:
+        mine = [line for f, line in lines if f == field]
+        raw = [line.encode("utf-8").decode("latin-1") for line in mine]  # as the sources read
+        rows = ", ".join("('" + r.replace("'", "''") + "')" for r in raw)
+        bucket = f"MOD(HASH_CODE({_key_text_sql(field)}), {ROUTING_BUCKETS})"
+        result = t_env.execute_sql(f"SELECT f0, {bucket} FROM (VALUES {rows}) AS T(f0)")
+        java = {row[0]: row[1] for row in result.collect()}
+        for line in raw:
+            record = parse_line(line, Fields(key=field))
+            assert route_bucket(record.key, record.key_id, ROUTING_BUCKETS) == java[line], line
