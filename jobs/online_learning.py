@@ -96,8 +96,17 @@ def flink_configuration(settings: JobSettings):
 def _check_execution_mode(restore: str, mode: str) -> None:
     """Refuse a restore whose models this job could not see (they would restart from scratch)."""
     from jobs.checkpoints import execution_mode_of
-    from state.descriptors import KEY_STATE_NAME
+    from state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES
 
+    for old_name in OLD_STATE_NAMES:
+        if execution_mode_of(restore, old_name) is not None:
+            raise SettingsError(
+                f"--restore {restore}: its models were written by an earlier riverflink, "
+                f"as Flink state {old_name!r}; this one keeps them as {KEY_STATE_NAME!r} "
+                "(keys grouped in routing buckets) and cannot read them. Restoring would "
+                "start every model from scratch, so riverflink refuses. Run the earlier "
+                "riverflink to finish that job, or start without --restore."
+            )
     written = execution_mode_of(restore, KEY_STATE_NAME)
     if written in ("process", "thread") and written != mode:
         raise SettingsError(

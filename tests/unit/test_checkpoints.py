@@ -64,3 +64,19 @@ def test_local_path_from_flink_uri():
     assert local_path("file:/tmp/sp/savepoint-1") == "/tmp/sp/savepoint-1"
     assert local_path("file:///tmp/a%20b") == "/tmp/a b"
     assert local_path("/plain") == "/plain"
+
+
+def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
+    import pytest
+
+    from jobs.online_learning import _check_execution_mode
+    from jobs.settings import SettingsError
+    from state.descriptors import KEY_STATE_NAME
+
+    old = write_checkpoint(tmp_path / "old", b"\x00$python-state-" + NAME.encode() + b"\x00")
+    with pytest.raises(SettingsError, match="earlier riverflink"):
+        _check_execution_mode(str(old), "process")
+    new = write_checkpoint(
+        tmp_path / "new", b"\x00$python-state-" + KEY_STATE_NAME.encode() + b"\x00"
+    )
+    _check_execution_mode(str(new), "process")  # accepted
