@@ -404,3 +404,20 @@ def test_a_checkpoint_directory_of_one_job_also_works(tmp_path):
     checkpoint(tmp_path, "job1", 1, mtime=1_000)
     second = checkpoint(tmp_path, "job1", 2, mtime=2_000)
     assert latest_checkpoint(str(job)) == second
+
+
+def test_profile_follows_the_source_unless_given(data, tmp_path, out):
+    from jobs.settings import PROFILES
+
+    assert settings(source=str(data), output=out).tuning == PROFILES["throughput"]
+    assert settings(source="socket://localhost:9999", output=out).tuning == PROFILES["latency"]
+    followed = settings(source=str(tmp_path), output=out, follow=True)
+    assert followed.tuning == PROFILES["latency"]
+    chosen = parse(["--source", str(data), "--output", out, "--profile", "latency"])
+    assert chosen.tuning == PROFILES["latency"]
+    assert PROFILES["latency"]["batch_ms"] == 0  # each line crosses alone
+
+
+def test_unknown_profile_is_refused(data, out):
+    with pytest.raises(SettingsError, match="--profile must be 'latency' or 'throughput'"):
+        settings(source=str(data), output=out, profile="fast")
