@@ -22,6 +22,7 @@ UIDS = {
     "learn": "riverflink-learn-per-key",
     "predictions": "riverflink-sink-predictions",
     "alerts": "riverflink-sink-alerts",
+    "outcomes": "riverflink-sink-outcomes",
     "rejected": "riverflink-sink-rejected",
     "stdout": "riverflink-sink-stdout",
 }
@@ -284,12 +285,15 @@ def build_job(env, settings: JobSettings) -> None:
     """Add the riverflink pipeline to ``env``."""
     from pyflink.common import Types
 
-    from operators.functions import ALERTS, REJECTED, LearnPerKey
+    from operators.functions import ALERTS, OUTCOMES, REJECTED, LearnPerKey
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
     learner = OnlineLearner(
-        model_spec=settings.model, drift_spec=settings.drift, on_drift=settings.on_drift
+        model_spec=settings.model,
+        drift_spec=settings.drift,
+        on_drift=settings.on_drift,
+        label_ttl=settings.label_ttl,
     )  # validates specs before start-up
     fields = Fields(
         key=settings.key,
@@ -312,6 +316,7 @@ def build_job(env, settings: JobSettings) -> None:
                 drift_spec=settings.drift,
                 on_drift=settings.on_drift,
                 ttl_seconds=settings.state_ttl,
+                label_ttl=settings.label_ttl,
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=_restoring(env, settings),
@@ -321,18 +326,25 @@ def build_job(env, settings: JobSettings) -> None:
         .name("learn per key")
         .uid(UIDS["learn"])
     )
-    # str: prediction JSON lines; alerts and rejected lines on side outputs
+    # str: prediction JSON lines; alerts, outcomes and rejected lines on side outputs
     predictions = learned
     alerts = learned.get_side_output(ALERTS)
+    outcomes = learned.get_side_output(OUTCOMES)
     rejected = learned.get_side_output(REJECTED)
 
     if to_stdout:
-        predictions.union(alerts, rejected).print().name("stdout").uid(
+        predictions.union(alerts, outcomes, rejected).print().name("stdout").uid(
             UIDS["stdout"]
         ).set_parallelism(1)
         return
     out = Path(settings.output).resolve()
-    for name, stream in (("predictions", predictions), ("alerts", alerts), ("rejected", rejected)):
+    sinks = {
+        "predictions": predictions,
+        "alerts": alerts,
+        "outcomes": outcomes,
+        "rejected": rejected,
+    }
+    for name, stream in sinks.items():
         stream.sink_to(_file_sink(out / name)).name(name).uid(UIDS[name])
 
 
@@ -378,7 +390,10 @@ def _run_to_savepoint(env, settings: JobSettings) -> str:
 
     total = exit_savepoint.count_records(exit_savepoint.input_files(settings.source))
     out = Path(settings.output)
-    counter = exit_savepoint.CommitCounter([out / "predictions", out / "rejected"])
+    # Every input line ends as exactly one prediction, outcome (a late label) or rejection.
+    counter = exit_savepoint.CommitCounter(
+        [out / "predictions", out / "outcomes", out / "rejected"]
+    )
     job_client = env.execute_async("riverflink")
     try:
         exit_savepoint.wait_for_output(job_client, counter, total)

@@ -57,6 +57,7 @@ class JobSettings:
     checkpoint_interval: float | None = None
     restore: str | None = None
     state_ttl: float | None = None
+    label_ttl: float = 86400.0
     state_backend: str | None = None
     savepoint_on_exit: str | None = None
     profile: str | None = None  # None: by source, see PROFILES
@@ -87,6 +88,7 @@ class JobSettings:
             _positive("--checkpoint-interval", self.checkpoint_interval)
         if self.state_ttl is not None:
             _positive("--state-ttl", self.state_ttl)
+        _positive("--label-ttl", self.label_ttl)
         if not _whole(self.socket_retries) or self.socket_retries < 0:
             raise SettingsError(
                 f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}"
@@ -171,7 +173,11 @@ def _whole(value) -> bool:
 
 
 def _positive(flag: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not 0 < value < float("inf")
+    ):
         raise SettingsError(f"{flag} must be a number of seconds > 0, not {value!r}")
 
 
@@ -205,6 +211,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a("--checkpoint-interval", type=float, metavar="S", help="seconds between checkpoints (10)")
     a("--restore", metavar="PATH|latest", help="start from a checkpoint or savepoint")
     a("--state-ttl", type=float, metavar="SECONDS", help="forget keys idle this long (off)")
+    a(
+        "--label-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="how long a prediction waits for its delayed label (86400)",
+    )
     a(
         "--state-backend",
         choices=["hashmap", "rocksdb"],
@@ -280,7 +292,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         values["features"] = tuple(f.strip() for f in features.split(","))
     elif isinstance(features, list):
         values["features"] = tuple(str(f) for f in features)
-    for name in ("discovery_interval", "checkpoint_interval", "state_ttl"):
+    for name in ("discovery_interval", "checkpoint_interval", "state_ttl", "label_ttl"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     for name in ("source", "output"):

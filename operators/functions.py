@@ -5,8 +5,13 @@ Lines arrive keyed by routing bucket (``state.descriptors``): one line at a time
 batched in Java so that many lines cross into Python at once). Each function
 keeps only small, picklable configuration in ``__init__``; the learner and the
 state handle are built in ``open()``. Outputs leave as JSON lines, joined the
-same way: predictions on the main output, alerts and rejected lines on side
-outputs.
+same way: predictions on the main output, alerts, outcomes of delayed labels
+and rejected lines on side outputs.
+
+Pending predictions (delayed labels) live in each key's envelope. A Flink
+processing-time timer per bucket, registered for the second the oldest one of a
+key is due, drops the expired ones (``on_timer``); the label-timers map says
+which keys each timer is for.
 """
 
 from __future__ import annotations
@@ -19,17 +24,28 @@ from collections import OrderedDict
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
-from operators.learner import DriftAlert, OnlineLearner, Prediction
+from operators.learner import DEFAULT_LABEL_TTL, DriftAlert, OnlineLearner, Outcome, Prediction
 from operators.records import Fields, Rejected, parse_line, route_bucket
+from operators.state_commit import pipeline_commits
 from state import envelope
-from state.descriptors import ROUTING_BUCKETS, key_state_descriptor
+from state.descriptors import ROUTING_BUCKETS, key_state_descriptor, label_timers_descriptor
 
-__all__ = ["ALERTS", "REJECTED", "LearnPerKey"]
+__all__ = ["ALERTS", "OUTCOMES", "REJECTED", "LearnPerKey"]
 
 #: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
-METRICS = ("records_in", "predictions", "learned", "alerts", "rejected", "keys_seen")
+METRICS = (
+    "records_in",
+    "predictions",
+    "learned",
+    "alerts",
+    "rejected",
+    "keys_seen",
+    "outcomes",
+    "labels_expired",
+)
 
 ALERTS = OutputTag("alerts", Types.STRING())
+OUTCOMES = OutputTag("outcomes", Types.STRING())
 REJECTED = OutputTag("rejected", Types.STRING())
 
 
@@ -64,6 +80,7 @@ class LearnPerKey(KeyedProcessFunction):
         drift_spec: str,
         on_drift: str,
         ttl_seconds: float | None = None,
+        label_ttl: float = DEFAULT_LABEL_TTL,
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
@@ -73,17 +90,23 @@ class LearnPerKey(KeyedProcessFunction):
         self.drift_spec = drift_spec
         self.on_drift = on_drift
         self.ttl_seconds = ttl_seconds
+        self.label_ttl = label_ttl
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
 
     def open(self, runtime_context: RuntimeContext):
+        pipeline_commits()
         self.learner = OnlineLearner(
-            model_spec=self.model_spec, drift_spec=self.drift_spec, on_drift=self.on_drift
+            model_spec=self.model_spec,
+            drift_spec=self.drift_spec,
+            on_drift=self.on_drift,
+            label_ttl=self.label_ttl,
         )
         self.state = runtime_context.get_map_state(
             key_state_descriptor(ttl_seconds=self.ttl_seconds)
         )
+        self.label_timers = runtime_context.get_map_state(label_timers_descriptor())
         # The models of recently seen keys, live between records. Flink state stays the
         # source of truth: every change is written to it, and a key not in here is read
         # from it. (A restart or rescale calls open() again, with an empty dict.)
@@ -108,12 +131,12 @@ class LearnPerKey(KeyedProcessFunction):
                 fh.write(f"failed after {self._fail_after} records\n")
             raise RuntimeError(f"riverflink: injected failure after {self._fail_after} records")
 
-    def _check_spec(self, key_state, record) -> envelope.KeyState | None:
+    def _check_spec(self, key_state, key) -> envelope.KeyState | None:
         if key_state is None or key_state.model_spec in self._known_specs:
             return key_state
         if _canonical(key_state.model_spec) != self._canonical_spec:
             raise envelope.StateFormatError(
-                f"key {record.key!r} was learned with model spec {key_state.model_spec!r}, "
+                f"key {key!r} was learned with model spec {key_state.model_spec!r}, "
                 f"but this job runs {self.model_spec!r}. Restore with the same --model, "
                 "or start without --restore to train new models."
             )
@@ -124,8 +147,9 @@ class LearnPerKey(KeyedProcessFunction):
         bucket = ctx.get_current_key()
         tag = self.tag_outputs
         now = time.time()
-        predictions, alerts, rejected = [], [], []
+        predictions, alerts, outcomes, rejected = [], [], [], []
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
+        timers: dict = {}  # epoch ms -> key_ids whose pending labels start waiting
         counts = dict.fromkeys(METRICS, 0)
         for line in value.split("\n"):
             record = parse_line(line, self.fields)
@@ -139,19 +163,24 @@ class LearnPerKey(KeyedProcessFunction):
                 self._maybe_fail()
             counts["records_in"] += 1
             key_state = self._lookup(record, bucket, now)
+            if not isinstance(key_state, Rejected):
+                key_state = self.learner.refuse(key_state, record) or key_state
             if isinstance(key_state, Rejected):
                 counts["rejected"] += 1
                 rejected.append(key_state.to_json(tag))
                 continue
             learned_before = key_state.learned if key_state is not None else 0
-            new_state, outputs = self.learner.step(key_state, record)
+            timer_before = key_state.expiry_timer if key_state is not None else None
+            new_state, outputs = self.learner.step(key_state, record, now)
             if new_state is not None:
                 if key_state is None:
                     counts["keys_seen"] += 1
                 if new_state.learned != learned_before:
                     counts["learned"] += 1
+                if new_state.expiry_timer not in (None, timer_before):
+                    timers.setdefault(new_state.expiry_timer, []).append(record.key_id)
                 new_state.last_seen = now
-                new_state.remember(record)
+                new_state.remember((record, now))
                 self._keep(record.key_id, new_state, touched)
             elif key_state is not None:
                 # The model raised on this record and may be half-updated: rebuild the key.
@@ -160,24 +189,59 @@ class LearnPerKey(KeyedProcessFunction):
                 if isinstance(out, Prediction):
                     counts["predictions"] += 1
                     predictions.append(out.to_json(tag))
+                elif isinstance(out, Outcome):
+                    counts["outcomes"] += 1
+                    outcomes.append(out.to_json(tag))
                 elif isinstance(out, DriftAlert):
                     counts["alerts"] += 1
                     alerts.append(out.to_json(tag))
                 else:
                     counts["rejected"] += 1
                     rejected.append(out.to_json(tag))
-        state = self.state
-        for key_id, key_state in touched.items():
-            state.put(key_id, key_state)
-        for name, count in counts.items():
-            if count:
-                self.metrics[name].inc(count)
+        self._flush(touched, timers, ctx, counts)
         if predictions:
             yield "\n".join(predictions)
         if alerts:
             yield ALERTS, "\n".join(alerts)
+        if outcomes:
+            yield OUTCOMES, "\n".join(outcomes)
         if rejected:
             yield REJECTED, "\n".join(rejected)
+
+    def on_timer(self, timestamp: int, ctx):
+        """Drop the pending predictions of this bucket's keys that waited past --label-ttl."""
+        key_ids = self.label_timers.get(timestamp)
+        if key_ids is None:
+            return iter(())
+        self.label_timers.remove(timestamp)
+        now = max(time.time(), timestamp / 1000)
+        touched: dict = {}
+        timers: dict = {}
+        counts = dict.fromkeys(METRICS, 0)
+        for key_id in dict.fromkeys(key_ids):
+            key_state = self._load(key_id, now)
+            if key_state is None or key_state.expiry_timer != timestamp:
+                continue  # gone (--state-ttl), or its labels came and a later timer took over
+            counts["labels_expired"] += self.learner.expire(key_state, now)
+            if key_state.expiry_timer is not None:
+                timers.setdefault(key_state.expiry_timer, []).append(key_id)
+            key_state.remember((None, now))
+            self._keep(key_id, key_state, touched)
+        self._flush(touched, timers, ctx, counts)
+        return iter(())
+
+    def _flush(self, touched: dict, timers: dict, ctx, counts: dict) -> None:
+        """Write the touched keys, register the new label timers, count."""
+        state = self.state
+        for key_id, key_state in touched.items():
+            state.put(key_id, key_state)
+        for at, key_ids in timers.items():
+            ctx.timer_service().register_processing_time_timer(at)
+            waiting = self.label_timers.get(at)
+            self.label_timers.put(at, key_ids if waiting is None else waiting + key_ids)
+        for name, count in counts.items():
+            if count:
+                self.metrics[name].inc(count)
 
     def _lookup(self, record, bucket, now):
         """The key's current state (None for a new or expired key), or Rejected."""
@@ -195,7 +259,17 @@ class LearnPerKey(KeyedProcessFunction):
                     "model could be split. Please report this line.",
                 )
             if self.restored or key_id in self.evicted:
-                key_state = self._check_spec(self.state.get(key_id), record)
+                key_state = self._check_spec(self.state.get(key_id), record.key)
+        return self._unexpired(key_state, now)
+
+    def _load(self, key_id: str, now: float):
+        """A key's current state, from ``live`` or Flink (None for a gone key)."""
+        key_state = self.live.get(key_id)
+        if key_state is None:
+            key_state = self._check_spec(self.state.get(key_id), key_id)
+        return self._unexpired(key_state, now)
+
+    def _unexpired(self, key_state, now: float):
         if (
             key_state is not None
             and self.ttl_seconds
@@ -203,7 +277,7 @@ class LearnPerKey(KeyedProcessFunction):
         ):
             # Expired. Flink's TTL also drops it from the backend, but PyFlink's Python-side
             # state cache can still hand out an expired value, so the envelope decides.
-            key_state = None
+            return None
         return key_state
 
     def _keep(self, key_id: str, key_state: envelope.KeyState, touched: dict) -> None:
@@ -221,6 +295,12 @@ class LearnPerKey(KeyedProcessFunction):
             if not self.restored:
                 self.evicted.add(evicted)
 
-    def _replay(self, key_state, record):
-        new_state, _ = self.learner.step(key_state, record)
+    def _replay(self, key_state, change):
+        """Apply again a change noted by ``remember``: a record, or (None) an expiry."""
+        record, now = change
+        if record is None:
+            if key_state is not None:
+                self.learner.expire(key_state, now)
+            return key_state
+        new_state, _ = self.learner.step(key_state, record, now)
         return new_state

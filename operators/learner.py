@@ -6,6 +6,13 @@ with ``on_drift="reset"`` swap in a fresh clone of the spec), then learn.
 Anomaly detectors and clusterers learn from every record; their score or
 cluster is reported as ``y_pred``.
 
+Delayed labels (supervised models): a record with features, an id and no label
+is predicted and its features and prediction wait in the key's state, pending.
+A later record with the same key and id, a label and no features scores that
+prediction (drift detector, alert), teaches the model the stored features with
+this label, and yields an ``Outcome``. Pending predictions older than the label
+TTL are dropped by :meth:`OnlineLearner.expire`.
+
 The step is all-or-nothing: if the model raises on a record, the caller gets a
 ``Rejected`` output and ``None`` as state, meaning "keep what you had". The
 model object may have been half-updated, so callers must drop it and reload the
@@ -23,7 +30,10 @@ from operators.records import Record, Rejected
 from state.envelope import KeyState
 from state.spec import is_binary_detector, model_kind, parse_detector, parse_model
 
-__all__ = ["DriftAlert", "OnlineLearner", "Prediction"]
+__all__ = ["DEFAULT_LABEL_TTL", "DriftAlert", "OnlineLearner", "Outcome", "Prediction"]
+
+#: Seconds a prediction waits for its label (``--label-ttl``): one day.
+DEFAULT_LABEL_TTL = 86400.0
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,6 +83,28 @@ class DriftAlert:
         return json.dumps(out)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A delayed label met its prediction: ``y_pred`` was made when the features arrived."""
+
+    key: Any
+    id: Any
+    y_pred: Any
+    y_true: Any
+    delay_s: float
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "outcome"} if kind else {}
+        out.update(
+            key=self.key,
+            id=self.id,
+            y_pred=_jsonable(self.y_pred),
+            y_true=self.y_true,
+            delay_s=round(self.delay_s, 3),
+        )
+        return json.dumps(out)
+
+
 class OnlineLearner:
     """One spec, many keys: builds fresh key states and advances them record by record.
 
@@ -85,9 +117,19 @@ class OnlineLearner:
     (1, 1)
     """
 
-    def __init__(self, *, model_spec: str, drift_spec: str = "none", on_drift: str = "alert"):
+    def __init__(
+        self,
+        *,
+        model_spec: str,
+        drift_spec: str = "none",
+        on_drift: str = "alert",
+        label_ttl: float = DEFAULT_LABEL_TTL,
+    ):
         if on_drift not in ("alert", "reset"):
             raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
+        if not label_ttl > 0:
+            raise ValueError(f"label_ttl must be a positive number of seconds, not {label_ttl!r}")
+        self.label_ttl = float(label_ttl)
         self.model_spec = model_spec
         self.drift_spec = drift_spec
         self.on_drift = on_drift
@@ -114,17 +156,93 @@ class OnlineLearner:
             drift_spec=self.drift_spec,
         )
 
-    def step(self, state: KeyState | None, record: Record) -> tuple[KeyState | None, list[Any]]:
-        """Advance one key by one record; ``(None, [Rejected])`` leaves the key untouched."""
+    def refuse(self, state: KeyState | None, record: Record) -> Rejected | None:
+        """Why ``record`` cannot be applied to this key at all (nothing changes), or None."""
+        if record.label_only:
+            if not self.supervised:
+                return Rejected(
+                    record.raw,
+                    f"a label without features, but the model ({self.kind}) learns without "
+                    "labels: nothing to learn",
+                )
+            if record.id is None:
+                return Rejected(
+                    record.raw,
+                    "a label without features needs an id to find the prediction it labels",
+                )
+            if state is None or json.dumps(record.id) not in state.pending:
+                return Rejected(
+                    record.raw,
+                    f"no pending prediction for id {record.id!r} of key {record.key!r}: it was "
+                    "never predicted, is already labeled, or expired after --label-ttl",
+                )
+        elif (
+            self.supervised
+            and record.y is None
+            and record.id is not None
+            and state is not None
+            and json.dumps(record.id) in state.pending
+        ):
+            return Rejected(
+                record.raw,
+                f"id {record.id!r} of key {record.key!r} is already waiting for its label: "
+                "features arrived twice for one id",
+            )
+        return None
+
+    def step(
+        self, state: KeyState | None, record: Record, now: float = 0.0
+    ) -> tuple[KeyState | None, list[Any]]:
+        """Advance one key by one record at processing time ``now`` (epoch seconds).
+
+        ``(None, [Rejected])`` leaves the key untouched. Call :meth:`refuse` first.
+        """
         if state is None:
             state = self.new_state()
         try:
-            return state, self._advance(state, record)
+            if record.label_only:
+                return state, self._resolve(state, record, now)
+            return state, self._advance(state, record, now)
         except Exception as exc:
             reason = f"the model raised {type(exc).__name__}: {exc}"
             return None, [Rejected(record.raw, reason)]
 
-    def _advance(self, state: KeyState, record: Record) -> list[Any]:
+    def expire(self, state: KeyState, now: float) -> int:
+        """Drop the key's pending predictions older than the label TTL; how many went.
+
+        Also moves ``state.expiry_timer`` to when the oldest remaining one is due (or None).
+        """
+        pending, ttl, dropped = state.pending, self.label_ttl, 0
+        for id_text, (_, _, arrived) in list(pending.items()):
+            if arrived + ttl > now:
+                break  # oldest first: the rest are younger
+            del pending[id_text]
+            dropped += 1
+        state.expired += dropped
+        state.expiry_timer = self._timer_for(next(iter(pending.values()))) if pending else None
+        return dropped
+
+    def _timer_for(self, entry: tuple) -> int:
+        """When to look at a pending prediction again: its deadline, rounded up to a second.
+
+        Rounding lets one Flink timer serve every key of a bucket due in the same second.
+        """
+        return math.ceil(entry[2] + self.label_ttl) * 1000
+
+    def _score(self, state: KeyState, record: Record, y_pred: Any, y: Any) -> list[Any]:
+        """Feed the prediction's error to the detector; on drift, alert (and maybe reset)."""
+        if state.detector is None or y_pred is None:
+            return []
+        error = float(y_pred != y) if self.kind == "classifier" else abs(y_pred - y)
+        state.detector.update(error)
+        if not state.detector.drift_detected:
+            return []
+        state.alerts += 1
+        if self.on_drift == "reset":
+            state.model = self.prototype.clone()
+        return [DriftAlert(record.key, record.id, state.n, self.drift_spec, self.on_drift)]
+
+    def _advance(self, state: KeyState, record: Record, now: float) -> list[Any]:
         model, x, y = state.model, record.x, record.y
         if self.kind == "anomaly":
             y_pred = model.score_one(x)
@@ -132,20 +250,26 @@ class OnlineLearner:
             y_pred = model.predict_one(x)
         outputs: list[Any] = [Prediction(record.key, record.id, y_pred, y, state.n)]
         if self.supervised and y is not None:
-            if state.detector is not None and y_pred is not None:
-                error = float(y_pred != y) if self.kind == "classifier" else abs(y_pred - y)
-                state.detector.update(error)
-                if state.detector.drift_detected:
-                    outputs.append(
-                        DriftAlert(record.key, record.id, state.n, self.drift_spec, self.on_drift)
-                    )
-                    state.alerts += 1
-                    if self.on_drift == "reset":
-                        model = state.model = self.prototype.clone()
-            model.learn_one(x, y)
+            outputs += self._score(state, record, y_pred, y)
+            state.model.learn_one(x, y)
             state.learned += 1
-        elif not self.supervised:
+        elif self.supervised:
+            if record.id is not None:  # its label may come later: keep what it will need
+                entry = (x, y_pred, now)
+                state.pending[json.dumps(record.id)] = entry
+                if state.expiry_timer is None:
+                    state.expiry_timer = self._timer_for(entry)
+        else:
             model.learn_one(x)
             state.learned += 1
         state.n += 1
+        return outputs
+
+    def _resolve(self, state: KeyState, record: Record, now: float) -> list[Any]:
+        """A late label: score and learn the prediction it labels, then let it go."""
+        x, y_pred, arrived = state.pending.pop(json.dumps(record.id))
+        outputs = self._score(state, record, y_pred, record.y)
+        state.model.learn_one(x, record.y)
+        state.learned += 1
+        outputs.append(Outcome(record.key, record.id, y_pred, record.y, max(0.0, now - arrived)))
         return outputs

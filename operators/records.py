@@ -48,6 +48,11 @@ class Record:
     y: Any  # None when unlabeled
     raw: str = field(default="", repr=False, compare=False)  # quoted if the model rejects it
 
+    @property
+    def label_only(self) -> bool:
+        """A late label: key, id and label but no feature (null features count as absent)."""
+        return self.y is not None and not self.x
+
 
 @dataclass(frozen=True)
 class Rejected:

@@ -18,9 +18,17 @@ from pyflink.common import Types
 from pyflink.common.time import Time
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig
 
-__all__ = ["KEY_STATE_NAME", "OLD_STATE_NAMES", "ROUTING_BUCKETS", "key_state_descriptor"]
+__all__ = [
+    "KEY_STATE_NAME",
+    "LABEL_TIMERS_NAME",
+    "OLD_STATE_NAMES",
+    "ROUTING_BUCKETS",
+    "key_state_descriptor",
+    "label_timers_descriptor",
+]
 
 KEY_STATE_NAME = "riverflink-models-v2"
+LABEL_TIMERS_NAME = "riverflink-label-timers-v1"
 OLD_STATE_NAMES = ("riverflink-key-state-v1",)
 
 #: Flink keys (buckets) the keys are spread over. Also the most subtasks that get keys.
@@ -44,3 +52,12 @@ def key_state_descriptor(*, ttl_seconds: float | None = None) -> MapStateDescrip
         )
         descriptor.enable_time_to_live(ttl)
     return descriptor
+
+
+def label_timers_descriptor() -> MapStateDescriptor:
+    """Per bucket: timer time (epoch ms) -> key_ids whose pending labels to check then.
+
+    A Flink timer knows only its bucket and time; this map says which keys it is for.
+    Each key has at most one entry (``KeyState.expiry_timer``); entries go when they fire.
+    """
+    return MapStateDescriptor(LABEL_TIMERS_NAME, Types.LONG(), Types.PICKLED_BYTE_ARRAY())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import river
@@ -32,7 +32,10 @@ __all__ = [
 ]
 
 #: Bumped whenever the layout of the header or of the pickled payload changes.
-FORMAT_VERSION = 1
+#: 1: model, detector, counters, last_seen. 2: adds the pending predictions of delayed labels.
+FORMAT_VERSION = 2
+#: Formats this release reads: older ones are upgraded on load.
+READABLE_FORMATS = (1, 2)
 MAGIC = b"RFLK"
 
 
@@ -47,6 +50,11 @@ class KeyState:
     ``n`` counts the records of the key that were predicted, ``learned`` those
     the model learned from and ``alerts`` the drifts signalled; ``last_seen`` is
     when the key's state was last written.
+
+    ``pending`` holds the predictions still waiting for their label, oldest first:
+    ``{id as JSON: (features, y_pred, arrival time)}``. ``expired`` counts those
+    dropped after ``--label-ttl``, and ``expiry_timer`` is the processing time
+    (epoch milliseconds) of the Flink timer that will next look at them.
     """
 
     model: Any
@@ -57,6 +65,9 @@ class KeyState:
     learned: int = 0
     alerts: int = 0
     last_seen: float = 0.0  # processing time (epoch seconds) of the last update, for --state-ttl
+    pending: dict = field(default_factory=dict)
+    expired: int = 0
+    expiry_timer: int | None = None
 
     def __reduce__(self):
         """Pickle as the versioned envelope, whoever pickles (Flink's state coder included).
@@ -72,7 +83,7 @@ class KeyState:
         return (_restore, (blob,))
 
     def remember(self, record) -> None:
-        """Note a record applied since the last flush (replayed by :func:`rollback`)."""
+        """Note a change applied since the last flush (replayed by :func:`rollback`)."""
         log = self.__dict__.get("since_flush")
         if log is None:
             log = self.__dict__["since_flush"] = []
@@ -95,7 +106,17 @@ def dumps(state: KeyState) -> bytes:
         "model": state.model_spec,
         "drift": state.drift_spec,
     }
-    payload = (state.model, state.detector, state.n, state.learned, state.alerts, state.last_seen)
+    payload = (
+        state.model,
+        state.detector,
+        state.n,
+        state.learned,
+        state.alerts,
+        state.last_seen,
+        state.pending,
+        state.expired,
+        state.expiry_timer,
+    )
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -144,14 +165,19 @@ def loads(blob: bytes) -> KeyState:
     """Read a state written by :func:`dumps`, refusing formats this release cannot read."""
     blob = bytes(blob)
     header = read_header(blob)
-    if header.get("format") != FORMAT_VERSION:
+    version = header.get("format")
+    if version not in READABLE_FORMATS:
         raise StateFormatError(
-            f"stored key state has format version {header.get('format')!r} (written with River "
-            f"{header.get('river')}), but this riverflink reads format {FORMAT_VERSION} only "
-            f"(River {river.__version__}). Resume it with the riverflink release that wrote it."
+            f"stored key state has format version {version!r} (written with River "
+            f"{header.get('river')}), but this riverflink reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))} (River {river.__version__}). Resume it "
+            "with the riverflink release that wrote it."
         )
     try:
-        model, detector, n, learned, alerts, last_seen = pickle.loads(blob[blob.index(b"\n") + 1 :])
+        payload = pickle.loads(blob[blob.index(b"\n") + 1 :])
+        if version == 1:
+            payload = (*payload, {}, 0, None)  # no delayed labels yet
+        model, detector, n, learned, alerts, last_seen, pending, expired, timer = payload
     except Exception as exc:
         raise StateFormatError(
             f"cannot unpickle a key's model written with River {header.get('river')} "
@@ -167,4 +193,7 @@ def loads(blob: bytes) -> KeyState:
         learned=learned,
         alerts=alerts,
         last_seen=last_seen,
+        pending=pending,
+        expired=expired,
+        expiry_timer=timer,
     )

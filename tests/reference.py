@@ -17,7 +17,7 @@ import json
 import math
 from typing import Any, Callable
 
-__all__ = ["reference_predictions"]
+__all__ = ["reference_predictions", "reference_run"]
 
 KINDS = ("classifier", "regressor", "anomaly", "clusterer")
 
@@ -31,7 +31,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def reference_predictions(
+def reference_predictions(records: list, make_model: Callable[[], Any], **options) -> tuple:
+    """Return ``(predictions, alerts)``: see :func:`reference_run` for the options."""
+    out = reference_run(records, make_model, **options)
+    return out["predictions"], out["alerts"]
+
+
+def reference_run(
     records: list,
     make_model: Callable[[], Any],
     *,
@@ -43,18 +49,26 @@ def reference_predictions(
     kind: str = "classifier",
     features: tuple | None = None,
     detector_spec: str | None = None,
-) -> tuple:
-    """Return ``(predictions, alerts)`` as lists of dicts, for records given in input order.
+) -> dict:
+    """Return ``{"predictions", "alerts", "outcomes", "rejected"}`` for records in input order.
 
     Per key: predict (``score_one`` for anomaly detectors) with the model as it
     stands, then for a labeled record of a supervised model update the detector
     with the error (0/1 for classifiers, ``|y_pred - y|`` for regressors) unless
     the prediction is None, alert on drift (and with ``on_drift="reset"`` start
     over from ``make_model()``), and learn. Unsupervised models learn from
-    every record; supervised ones skip unlabeled records. ``n`` counts the
-    key's earlier records. ``detector_spec`` is what alerts report as
-    ``detector``: pass the spec text given to riverflink; it defaults to the
-    detector's class name.
+    every record. ``n`` counts the key's earlier predictions. ``detector_spec``
+    is what alerts report as ``detector``: pass the spec text given to
+    riverflink; it defaults to the detector's class name.
+
+    Delayed labels, for supervised models: a record with features, an id and no
+    label is predicted and remembered under its id. A record with a label and no
+    features labels that id: the remembered prediction is scored as above, the
+    model learns the remembered features with this label, and an outcome
+    ``{"key", "id", "y_pred", "y_true"}`` is produced (riverflink adds
+    ``delay_s``, a processing time). A label for an id not waiting, a label for
+    an unsupervised model, and features for an id already waiting are rejected:
+    those records come back in ``rejected``, untouched. Nothing expires here.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -64,20 +78,30 @@ def reference_predictions(
     models: dict = {}
     detectors: dict = {}
     seen: dict = {}
+    waiting: dict = {}  # (key slot, id as JSON) -> (x, y_pred)
     predictions: list = []
     alerts: list = []
+    outcomes: list = []
+    rejected: list = []
+
+    def score(slot, k, record_id, y_pred, y):
+        detector = detectors[slot]
+        if detector is None or y_pred is None:
+            return
+        error = (0.0 if y_pred == y else 1.0) if kind == "classifier" else abs(y_pred - y)
+        detector.update(error)
+        if detector.drift_detected:
+            name = detector_spec or type(detector).__name__
+            alerts.append(
+                {"key": k, "id": record_id, "n": seen[slot], "detector": name, "action": on_drift}
+            )
+            if on_drift == "reset":
+                models[slot] = make_model()
 
     for record in records:
         k = record[key]
         # Keys are told apart by their JSON text, as Flink does: 7 and "7" are two keys.
         slot = json.dumps(k)
-        if slot not in models:
-            models[slot] = make_model()
-            wants_detector = make_detector is not None and supervised
-            detectors[slot] = make_detector() if wants_detector else None
-            seen[slot] = 0
-        model, detector, n = models[slot], detectors[slot], seen[slot]
-
         names = (
             features
             if features is not None
@@ -86,6 +110,27 @@ def reference_predictions(
         x = {name: record[name] for name in names if record.get(name) is not None}
         y = record.get(target)
         record_id = record.get(id)
+        ticket = (slot, json.dumps(record_id))
+
+        if y is not None and not x:  # a late label
+            if not supervised or record_id is None or ticket not in waiting:
+                rejected.append(record)
+                continue
+            x_then, y_then = waiting.pop(ticket)
+            score(slot, k, record_id, y_then, y)
+            models[slot].learn_one(x_then, y)
+            outcomes.append({"key": k, "id": record_id, "y_pred": _json_safe(y_then), "y_true": y})
+            continue
+        if supervised and y is None and record_id is not None and ticket in waiting:
+            rejected.append(record)  # features twice for one id
+            continue
+
+        if slot not in models:
+            models[slot] = make_model()
+            wants_detector = make_detector is not None and supervised
+            detectors[slot] = make_detector() if wants_detector else None
+            seen[slot] = 0
+        model, n = models[slot], seen[slot]
 
         y_pred = model.score_one(x) if kind == "anomaly" else model.predict_one(x)
         predictions.append(
@@ -94,28 +139,17 @@ def reference_predictions(
 
         if supervised:
             if y is not None:
-                if detector is not None and y_pred is not None:
-                    if kind == "classifier":
-                        error = 0.0 if y_pred == y else 1.0
-                    else:
-                        error = abs(y_pred - y)
-                    detector.update(error)
-                    if detector.drift_detected:
-                        name = detector_spec or type(detector).__name__
-                        alerts.append(
-                            {
-                                "key": k,
-                                "id": record_id,
-                                "n": n,
-                                "detector": name,
-                                "action": on_drift,
-                            }
-                        )
-                        if on_drift == "reset":
-                            model = models[slot] = make_model()
-                model.learn_one(x, y)
+                score(slot, k, record_id, y_pred, y)
+                models[slot].learn_one(x, y)
+            elif record_id is not None:
+                waiting[ticket] = (x, y_pred)
         else:
             model.learn_one(x)
         seen[slot] = n + 1
 
-    return predictions, alerts
+    return {
+        "predictions": predictions,
+        "alerts": alerts,
+        "outcomes": outcomes,
+        "rejected": rejected,
+    }

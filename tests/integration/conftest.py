@@ -46,7 +46,8 @@ def read_lines(directory: Path) -> list:
 
 def read_output(directory: Path) -> dict:
     return {
-        name: read_lines(Path(directory) / name) for name in ("predictions", "alerts", "rejected")
+        name: read_lines(Path(directory) / name)
+        for name in ("predictions", "alerts", "outcomes", "rejected")
     }
 
 

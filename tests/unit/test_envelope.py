@@ -149,13 +149,35 @@ def test_wrong_magic_says_it_is_not_an_envelope():
 
 def test_a_newer_format_is_refused_naming_both_versions():
     payload = pickle.dumps((None, None, 0, 0, 0))
-    blob = _blob({"format": 2, "river": "9.9.9", "model": "m", "drift": "d"}, payload)
+    blob = _blob({"format": 3, "river": "9.9.9", "model": "m", "drift": "d"}, payload)
     with pytest.raises(StateFormatError) as info:
         loads(blob)
     message = str(info.value)
-    assert re.search(r"format\D*\b2\b", message), message
-    assert re.search(r"format\D*\b1\b", message), message
+    assert re.search(r"format\D*\b3\b", message), message
+    assert re.search(r"formats 1, 2\b", message), message
     assert "9.9.9" in message
+
+
+def test_format_1_is_read_with_no_pending_labels():
+    """State written before delayed labels existed resumes as it was, with nothing pending."""
+    model = linear_model.LinearRegression()
+    model.learn_one({"x": 1.0}, 2.0)
+    payload = pickle.dumps((model, None, 7, 6, 1, 123.5))
+    blob = _blob({"format": 1, "river": river.__version__, "model": "m", "drift": "d"}, payload)
+    state = loads(blob)
+    assert (state.n, state.learned, state.alerts, state.last_seen) == (7, 6, 1, 123.5)
+    assert (state.pending, state.expired, state.expiry_timer) == ({}, 0, None)
+    assert state.model.predict_one({"x": 1.0}) == model.predict_one({"x": 1.0})
+
+
+def test_pending_labels_survive_the_round_trip():
+    state = KeyState(linear_model.LinearRegression(), None, "m", "d", n=2, expired=3)
+    state.pending = {"1": ({"x": 1.0}, 0.0, 10.0), '"b"': ({"x": 2.0}, 0.5, 11.0)}
+    state.expiry_timer = 96_411_000
+    back = loads(dumps(state))
+    assert back.pending == state.pending
+    assert list(back.pending) == ["1", '"b"']  # oldest first
+    assert (back.expired, back.expiry_timer) == (3, 96_411_000)
 
 
 @pytest.mark.parametrize("payload", [b"garbage", b"\x80\x05garbage", pickle.dumps((1, 2))])
