@@ -3,6 +3,7 @@
     riverflink run --source data.jsonl --output out/
     riverflink cluster start && riverflink submit --source in/ --follow --output out/
     riverflink stop JOB_ID --savepoint-dir savepoints/
+    riverflink report out/ --html report.html
 
 Bad settings end with one line on stderr and exit code 2, before Flink starts;
 a job that fails ends with the cause on one line and exit code 1.
@@ -43,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
     _add_cluster_commands(commands)
+    report = commands.add_parser(
+        "report",
+        help="learning curves, drift alerts and rejections of an output directory",
+        description="Read a riverflink output directory; draw the learning curves (overall and "
+        "the busiest keys) with drift alerts, and rejected lines by reason; print a summary.",
+    )
+    report.add_argument("out_dir", metavar="OUT_DIR", help="a riverflink --output directory")
+    report.add_argument("--keys", type=int, default=6, metavar="K", help="busiest keys drawn (6)")
+    where = report.add_mutually_exclusive_group()
+    where.add_argument(
+        "--html", metavar="FILE", help="one self-contained page (OUT_DIR/report.html)"
+    )
+    where.add_argument("--png", metavar="DIR", help="PNG figures into DIR instead")
     return parser
 
 
@@ -217,8 +231,26 @@ def _stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from jobs.report import write_report
+
+    try:
+        table, written = write_report(
+            args.out_dir, keys=args.keys, html_path=args.html, png_dir=args.png
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"riverflink: error: {exc}", file=sys.stderr)
+        return 2
+    print(table)
+    for path in written:
+        print(f"riverflink: wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        return _report(args)
     if args.command == "run":
         return _run(args)
     if args.command == "cluster":

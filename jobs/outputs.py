@@ -1,0 +1,219 @@
+"""Reading a riverflink output directory back: per-key learning curves, counts, a summary.
+
+Only committed part files count (in-progress files start with a dot), so the
+output of a run that was killed and restored reads as one exactly-once run.
+Scores are prequential: each labeled prediction, made before the model learned
+that label, scores 1/0 (classifiers: right or wrong) or ``|y_pred - y|``
+(regressors). A delayed label's score is that of the prediction it labels,
+placed at that prediction's ``n``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["KeyCurve", "OutputSummary", "read_output_dir", "reason_group", "summary_table"]
+
+KINDS = ("predictions", "alerts", "outcomes", "rejected")
+
+
+def committed_lines(directory: Path):
+    """JSON objects from the committed part files under ``directory``, file by file."""
+    if not directory.is_dir():
+        return
+    for part in sorted(directory.rglob("part*")):
+        if part.name.startswith(".") or not part.is_file():
+            continue
+        with open(part, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def reason_group(error: str) -> str:
+    """A rejection reason without its particulars: what to count rejected lines by.
+
+    >>> reason_group("invalid JSON: Expecting value: line 1 column 1 (char 0)")
+    'invalid JSON'
+    >>> reason_group("key field 'user' is missing or null")
+    'key field … is missing or null'
+    >>> reason_group("no pending prediction for id 9 of key 'a': it was never predicted")
+    'no pending prediction for id … of key …'
+    """
+    head = error.split(": ", 1)[0]
+    head = re.sub(r"'[^']*'|\"[^\"]*\"|(?<![\w-])-?\d+(\.\d+)?\b", "…", head)
+    return head.strip()[:80]
+
+
+@dataclass
+class KeyCurve:
+    """One key: its prequential scores in order of ``n``, and where its alerts were."""
+
+    key: object
+    records: int = 0  # predictions made (n of the next record)
+    scores: list = field(default_factory=list)  # (n, score) per labeled prediction
+    alerts: list = field(default_factory=list)  # n of each alert
+    delayed: int = 0  # labels that came late (outcomes)
+
+    @property
+    def labeled(self) -> int:
+        return len(self.scores)
+
+    def metric(self) -> float | None:
+        """Accuracy (classifiers) or MAE (regressors) over every labeled prediction."""
+        if not self.scores:
+            return None
+        return sum(score for _, score in self.scores) / len(self.scores)
+
+    def rolling(self, window: int) -> tuple:
+        """(n, mean score of the last ``window`` labeled predictions), in order of n."""
+        ordered = sorted(self.scores)
+        xs, ys, total = [], [], 0.0
+        for i, (n, score) in enumerate(ordered):
+            total += score
+            if i >= window:
+                total -= ordered[i - window][1]
+            xs.append(n)
+            ys.append(total / min(i + 1, window))
+        return xs, ys
+
+
+@dataclass
+class OutputSummary:
+    directory: Path
+    task: str  # "classification", "regression" or "unsupervised"
+    keys: dict  # key JSON -> KeyCurve
+    counts: Counter  # lines per output kind
+    rejected: Counter  # reason group -> lines
+
+    @property
+    def metric_name(self) -> str:
+        return {"classification": "accuracy", "regression": "MAE"}.get(self.task, "")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.task == "classification"
+
+    def busiest(self, k: int) -> list:
+        return sorted(self.keys.values(), key=lambda c: (-c.records, json.dumps(c.key)))[:k]
+
+    def ranked(self) -> list:
+        """Keys with a metric, best first."""
+        scored = [c for c in self.keys.values() if c.metric() is not None]
+        sign = -1 if self.higher_is_better else 1
+        return sorted(scored, key=lambda c: (sign * c.metric(), json.dumps(c.key)))
+
+    def overall(self) -> float | None:
+        scores = [s for c in self.keys.values() for _, s in c.scores]
+        return sum(scores) / len(scores) if scores else None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _score(task: str, y_pred, y_true) -> float:
+    if task == "regression":
+        return abs(y_pred - y_true) if _is_number(y_pred) else math.nan
+    return 1.0 if y_pred == y_true else 0.0
+
+
+def read_output_dir(directory) -> OutputSummary:
+    """Read ``predictions/``, ``alerts/``, ``outcomes/`` and ``rejected/`` of one output."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such output directory")
+    if not any((directory / kind).is_dir() for kind in KINDS):
+        raise FileNotFoundError(
+            f"{directory}: not a riverflink output directory (no predictions/, alerts/, "
+            "outcomes/ or rejected/ in it)"
+        )
+    counts: Counter = Counter()
+    keys: dict = {}
+    labeled: list = []  # (key JSON, n, y_pred, y_true)
+    waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
+
+    def curve(key) -> KeyCurve:
+        slot = json.dumps(key)
+        if slot not in keys:
+            keys[slot] = KeyCurve(key)
+        return keys[slot]
+
+    for row in committed_lines(directory / "predictions"):
+        counts["predictions"] += 1
+        key_curve = curve(row["key"])
+        key_curve.records = max(key_curve.records, row["n"] + 1)
+        if row["y_true"] is not None:
+            labeled.append((json.dumps(row["key"]), row["n"], row["y_pred"], row["y_true"]))
+        elif row["id"] is not None:
+            waiting[json.dumps(row["key"]), json.dumps(row["id"])] = (row["n"], row["y_pred"])
+    for row in committed_lines(directory / "outcomes"):
+        counts["outcomes"] += 1
+        curve(row["key"]).delayed += 1
+        n, _ = waiting.get((json.dumps(row["key"]), json.dumps(row["id"])), (None, None))
+        if n is not None:
+            labeled.append((json.dumps(row["key"]), n, row["y_pred"], row["y_true"]))
+    for row in committed_lines(directory / "alerts"):
+        counts["alerts"] += 1
+        curve(row["key"]).alerts.append(row["n"])
+    rejected: Counter = Counter()
+    for row in committed_lines(directory / "rejected"):
+        counts["rejected"] += 1
+        rejected[reason_group(row.get("error", ""))] += 1
+
+    if not labeled:
+        task = "unsupervised"
+    elif all(_is_number(y) for _, _, _, y in labeled):
+        task = "regression"
+    else:
+        task = "classification"
+    for slot, n, y_pred, y_true in labeled:
+        score = _score(task, y_pred, y_true)
+        if not math.isnan(score):
+            keys[slot].scores.append((n, score))
+    return OutputSummary(directory, task, keys, counts, rejected)
+
+
+def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
+    """The text summary: totals, the busiest keys, the best and worst keys, rejections."""
+    c = summary.counts
+    lines = [
+        f"riverflink output {summary.directory}: {c['predictions']:,} predictions, "
+        f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
+        f"{c['rejected']:,} rejected; {len(summary.keys):,} keys",
+    ]
+    name = summary.metric_name
+    if name:
+        overall = summary.overall()
+        lines.append(f"{name} over all labeled predictions (prequential): {overall:.4f}")
+    header = f"{'key':<24} {'records':>9} {'labeled':>9} {name or 'metric':>9} {'alerts':>7}"
+    lines += ["", header, "-" * len(header)]
+    for key_curve in summary.busiest(keys):
+        metric = key_curve.metric()
+        lines.append(
+            f"{json.dumps(key_curve.key)[:24]:<24} {key_curve.records:>9,} "
+            f"{key_curve.labeled:>9,} {'-' if metric is None else f'{metric:.4f}':>9} "
+            f"{len(key_curve.alerts):>7,}"
+        )
+    if len(summary.keys) > keys:
+        lines.append(f"... and {len(summary.keys) - keys:,} more keys")
+    ranked = summary.ranked()
+    if ranked:
+        best, worst = ranked[0], ranked[-1]
+        lines += [
+            "",
+            f"best key:  {json.dumps(best.key)} ({name} {best.metric():.4f}, "
+            f"{best.labeled:,} labeled)",
+            f"worst key: {json.dumps(worst.key)} ({name} {worst.metric():.4f}, "
+            f"{worst.labeled:,} labeled)",
+        ]
+    if summary.rejected:
+        lines += ["", "rejected by reason:"]
+        for reason, count in summary.rejected.most_common():
+            lines.append(f"  {count:>8,}  {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""`riverflink report` on small known outputs: figures, page, and numbers computed by hand."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+from jobs.outputs import read_output_dir, reason_group, summary_table
+from jobs.report import write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _write(directory: Path, name: str, rows: list, part: str = "part-0-0.jsonl") -> None:
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    with open(directory / name / part, "a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture
+def classified(tmp_path):
+    """Key a: 4 labeled (3 right), key 7: 2 labeled late (1 right) + 1 unlabeled; rejections."""
+    out = tmp_path / "out"
+    predictions = [
+        {"key": "a", "id": 1, "y_pred": True, "y_true": True, "n": 0},
+        {"key": "a", "id": 2, "y_pred": True, "y_true": False, "n": 1},
+        {"key": "a", "id": 3, "y_pred": False, "y_true": False, "n": 2},
+        {"key": 7, "id": "t1", "y_pred": False, "y_true": None, "n": 0},
+        {"key": 7, "id": "t2", "y_pred": True, "y_true": None, "n": 1},
+        {"key": 7, "id": "t3", "y_pred": True, "y_true": None, "n": 2},
+    ]
+    _write(out, "predictions", predictions[:3], "part-a-0-0.jsonl")
+    _write(out, "predictions", predictions[3:], "part-a-1-0.jsonl")
+    # a restored run wrote the rest into new part files
+    _write(
+        out,
+        "predictions",
+        [{"key": "a", "id": 4, "y_pred": 1, "y_true": 1, "n": 3}],
+        "part-b-0-0.jsonl",
+    )
+    _write(
+        out,
+        "outcomes",
+        [
+            {"key": 7, "id": "t1", "y_pred": False, "y_true": False, "delay_s": 1.5},
+            {"key": 7, "id": "t2", "y_pred": True, "y_true": False, "delay_s": 0.2},
+        ],
+    )
+    _write(
+        out,
+        "alerts",
+        [
+            {
+                "key": "a",
+                "id": 2,
+                "n": 1,
+                "detector": "drift.ADWIN()",
+                "action": "alert",
+                "metric": 0.5,
+            }
+        ],
+    )
+    _write(
+        out,
+        "rejected",
+        [
+            {
+                "raw": "{",
+                "error": "invalid JSON: Expecting property name: line 1 column 2 (char 1)",
+            },
+            {"raw": "[]", "error": "invalid JSON: Expecting value: line 1 column 1 (char 0)"},
+            {"raw": "{}", "error": "key field 'key' is missing or null"},
+        ],
+    )
+    # in progress when the first run was killed: not output
+    (out / "predictions" / ".part-c-0-0.jsonl.inprogress").write_text(
+        json.dumps({"key": "a", "id": 99, "y_pred": True, "y_true": False, "n": 9}) + "\n"
+    )
+    return out
+
+
+def test_summary_numbers_equal_a_direct_computation(classified):
+    summary = read_output_dir(classified)
+    assert summary.task == "classification"
+    assert summary.counts == {"predictions": 7, "outcomes": 2, "alerts": 1, "rejected": 3}
+    a, seven = summary.keys['"a"'], summary.keys["7"]
+    assert (a.records, a.labeled, a.alerts) == (4, 4, [1])
+    assert a.metric() == pytest.approx(3 / 4)
+    assert (seven.records, seven.labeled, seven.delayed) == (3, 2, 2)
+    assert seven.metric() == pytest.approx(1 / 2)
+    assert sorted(seven.scores) == [(0, 1.0), (1, 0.0)]  # placed at their prediction's n
+    assert summary.overall() == pytest.approx(4 / 6)
+    assert [c.key for c in summary.ranked()] == ["a", 7]
+    assert summary.rejected == {"invalid JSON": 2, "key field … is missing or null": 1}
+
+    table = summary_table(summary)
+    assert "7 predictions, 2 delayed labels learned, 1 alerts, 3 rejected; 2 keys" in table
+    assert "accuracy over all labeled predictions (prequential): 0.6667" in table
+    assert re.search(r'best key:\s+"a" \(accuracy 0.7500', table)
+    assert re.search(r"worst key: 7 \(accuracy 0.5000", table)
+    assert re.search(r"2\s+invalid JSON", table)
+
+
+def test_regression_scores_are_absolute_errors(tmp_path):
+    out = tmp_path / "out"
+    _write(
+        out,
+        "predictions",
+        [
+            {"key": "r", "id": 1, "y_pred": 0.0, "y_true": 2.0, "n": 0},
+            {"key": "r", "id": 2, "y_pred": 1.5, "y_true": 1.0, "n": 1},
+        ],
+    )
+    summary = read_output_dir(out)
+    assert summary.task == "regression" and summary.metric_name == "MAE"
+    assert summary.keys['"r"'].metric() == pytest.approx(1.25)
+    assert not summary.higher_is_better
+
+
+def test_rolling_curve_is_the_mean_of_the_last_window():
+    from jobs.outputs import KeyCurve
+
+    curve = KeyCurve("k", scores=[(2, 1.0), (0, 0.0), (1, 1.0), (3, 0.0)])
+    assert curve.rolling(2) == ([0, 1, 2, 3], [0.0, 0.5, 1.0, 0.5])
+
+
+def test_report_writes_valid_pngs(classified, tmp_path):
+    table, written = write_report(classified, png_dir=tmp_path / "png", keys=2)
+    names = sorted(p.name for p in written)
+    assert names == ["keys.png", "overall.png", "rejected.png"]
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    import matplotlib.image
+
+    image = matplotlib.image.imread(tmp_path / "png" / "overall.png")
+    assert image.shape[0] > 200 and image.shape[1] > 400
+    assert "best key" in table
+
+
+def test_report_html_embeds_the_figures(classified):
+    table, written = write_report(classified)
+    assert written == [classified / "report.html"]
+    page = written[0].read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3
+    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
+    assert "best key" in page and "<script" not in page
+
+
+def test_report_command(classified, tmp_path, capsys):
+    assert main(["report", str(classified), "--html", str(tmp_path / "r.html"), "--keys", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "best key" in out and f"wrote {tmp_path / 'r.html'}" in err
+    assert (tmp_path / "r.html").exists()
+
+
+def test_report_on_something_else_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such output directory" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a riverflink output directory" in capsys.readouterr().err
+
+
+def test_unsupervised_output_has_no_metric_but_still_reports(tmp_path):
+    out = tmp_path / "out"
+    _write(out, "predictions", [{"key": "x", "id": 1, "y_pred": 0.3, "y_true": None, "n": 0}])
+    table, written = write_report(out, png_dir=tmp_path / "png")
+    assert [p.name for p in written] == ["overall.png"]
+    assert "1 predictions" in table
+
+
+def test_reason_groups_drop_particulars():
+    assert reason_group("the model raised ValueError: bad") == "the model raised ValueError"
+    assert reason_group("invalid UTF-8 at byte 12: invalid start byte") == "invalid UTF-8 at byte …"
