@@ -10,6 +10,7 @@ placed at that prediction's ``n``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -17,7 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KeyCurve", "OutputSummary", "read_output_dir", "reason_group", "summary_table"]
+__all__ = [
+    "KeyCurve",
+    "OutputSummary",
+    "key_metrics",
+    "read_output_dir",
+    "reason_group",
+    "run_summary",
+    "summary_table",
+]
 
 KINDS = ("predictions", "alerts", "outcomes", "rejected")
 
@@ -57,6 +66,7 @@ class KeyCurve:
     key: object
     records: int = 0  # predictions made (n of the next record)
     scores: list = field(default_factory=list)  # (n, score) per labeled prediction
+    pairs: list = field(default_factory=list)  # (n, y_true, y_pred) per labeled prediction
     alerts: list = field(default_factory=list)  # n of each alert
     delayed: int = 0  # labels that came late (outcomes)
 
@@ -173,6 +183,7 @@ def read_output_dir(directory) -> OutputSummary:
     else:
         task = "classification"
     for slot, n, y_pred, y_true in labeled:
+        keys[slot].pairs.append((n, y_true, y_pred))
         score = _score(task, y_pred, y_true)
         if not math.isnan(score):
             keys[slot].scores.append((n, score))
@@ -216,4 +227,51 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
         lines += ["", "rejected by reason:"]
         for reason, count in summary.rejected.most_common():
             lines.append(f"  {count:>8,}  {reason}")
+    return "\n".join(lines)
+
+
+def key_metrics(summary: OutputSummary, metric) -> dict:
+    """key JSON -> value of a River ``metric`` (cloned per key) over its labeled predictions.
+
+    ``metric`` must not have been updated. Predictions of ``None`` are skipped, as River's
+    progressive validation does.
+    """
+    values = {}
+    for slot, key_curve in summary.keys.items():
+        if not key_curve.pairs:
+            continue
+        per_key = copy.deepcopy(metric)  # not clone(): utils.Rolling's clone drops the window
+        for _, y_true, y_pred in sorted(key_curve.pairs, key=lambda p: p[0]):
+            if y_pred is not None:
+                per_key.update(y_true, y_pred)
+        values[slot] = per_key.get()
+    return values
+
+
+def run_summary(directory, *, metric=None, bigger_is_better: bool | None = None) -> str:
+    """The end-of-run lines of ``riverflink run``: totals, and the best and worst keys.
+
+    ``metric`` is the run's River metric (``--metric``), else the report's accuracy/MAE.
+    """
+    summary = read_output_dir(directory)
+    c = summary.counts
+    lines = [
+        f"riverflink: {c['predictions']:,} predictions, {c['outcomes']:,} delayed labels "
+        f"learned, {c['alerts']:,} alerts, {c['rejected']:,} rejected; {len(summary.keys):,} keys"
+    ]
+    if metric is not None:
+        values = key_metrics(summary, metric)
+        name = type(metric).__name__ if not hasattr(metric, "obj") else repr(metric).split(":")[0]
+        better = metric.bigger_is_better if bigger_is_better is None else bigger_is_better
+    else:
+        values = {slot: k.metric() for slot, k in summary.keys.items() if k.scores}
+        name, better = summary.metric_name, summary.higher_is_better
+    values = {slot: v for slot, v in values.items() if v is not None and not math.isnan(v)}
+    if values:
+        ranked = sorted(values, key=lambda slot: (-values[slot] if better else values[slot], slot))
+        best, worst = ranked[0], ranked[-1]
+        lines.append(
+            f"riverflink: {name} per key: best {best} {values[best]:.4f}, "
+            f"worst {worst} {values[worst]:.4f} (over {len(values):,} keys with labels)"
+        )
     return "\n".join(lines)

@@ -32,7 +32,15 @@ import river
 from river import base, compose
 from river.utils import inspect as river_inspect
 
-__all__ = ["SpecError", "is_binary_detector", "model_kind", "parse_detector", "parse_model"]
+__all__ = [
+    "SpecError",
+    "default_metric",
+    "is_binary_detector",
+    "model_kind",
+    "parse_detector",
+    "parse_metric",
+    "parse_model",
+]
 
 # Real River modules, but test helpers and data sources: nothing a learner spec needs.
 _EXCLUDED = frozenset({"api", "checks", "conftest", "datasets", "evaluate", "stream"})
@@ -293,3 +301,56 @@ def parse_detector(text: str) -> base.DriftDetector | base.BinaryDriftDetector |
 def is_binary_detector(detector: Any) -> bool:
     """True if ``detector`` expects 0/1 errors (DDM, EDDM, ...) rather than real values."""
     return isinstance(detector, base.BinaryDriftDetector)
+
+
+_KIND_WORDS = {"anomaly": "an anomaly detector", "clusterer": "a clusterer"}
+
+
+def default_metric(kind: str) -> str | None:
+    """The metric kept per key when ``--metric`` is not given (None: the model has no labels)."""
+    return {"classifier": "metrics.Accuracy()", "regressor": "metrics.MAE()"}.get(kind)
+
+
+def parse_metric(text: str, model: Any):
+    """Return the River metric described by ``text``, checked against ``model``.
+
+    >>> from river import linear_model
+    >>> parse_metric("metrics.F1()", linear_model.LogisticRegression())
+    F1: 0.00%
+    >>> rolling = "utils.Rolling(metrics.MAE(), window_size=100)"
+    >>> parse_metric(rolling, linear_model.LinearRegression()).window_size
+    100
+    """
+    from river.metrics.base import Metric
+
+    spec = _normalize(text, "metric")
+    metric = _build(spec, "metric")
+    if not isinstance(metric, Metric) and not (
+        hasattr(metric, "update") and hasattr(metric, "get") and hasattr(metric, "works_with")
+    ):
+        raise SpecError(
+            f"metric spec {spec!r}: {_label(metric)} is not a River metric; use e.g. "
+            "'metrics.Accuracy()', 'metrics.F1()', 'metrics.MAE()' or "
+            "'utils.Rolling(metrics.Accuracy(), window_size=1000)'"
+        )
+    kind = model_kind(model)
+    if kind not in ("classifier", "regressor"):
+        raise SpecError(
+            f"metric spec {spec!r}: the model is {_KIND_WORDS[kind]}; metrics compare "
+            "predictions with labels, which only classifiers and regressors use"
+        )
+    if not metric.works_with(model):
+        raise SpecError(
+            f"metric spec {spec!r}: {type(metric).__name__} does not apply to a {kind}; "
+            + (
+                "try metrics.Accuracy() or metrics.F1()"
+                if kind == "classifier"
+                else "try metrics.MAE() or metrics.RMSE()"
+            )
+        )
+    if not getattr(metric, "requires_labels", True):
+        raise SpecError(
+            f"metric spec {spec!r}: {type(metric).__name__} scores probabilities, but "
+            "riverflink scores the predicted labels (predict_one); pick a metric on labels"
+        )
+    return metric

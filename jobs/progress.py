@@ -1,0 +1,197 @@
+"""What a running job is doing, on one line of stderr; and what it did, when it ends.
+
+The local mini-cluster serves Flink's REST API on a free localhost port
+(``rest_port``); :class:`ProgressLine` polls the learning operator's counters
+there every second and redraws one line: lines done (of the input's total for
+files), records/s, elapsed time, predictions, alerts, rejected. On a terminal
+the line is redrawn in place; otherwise (a log file, CI) a new line is written
+every 2 seconds. The end-of-run summary is printed either way, also with
+``--quiet``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+
+__all__ = ["ProgressLine", "count_lines", "format_elapsed", "format_progress", "free_port"]
+
+#: Counters of the learning operator shown on the line (see operators.functions.METRICS).
+SHOWN = ("lines", "predictions", "outcomes", "alerts", "rejected")
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now (for the mini-cluster's REST API)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def count_lines(paths) -> int:
+    """Non-blank lines in ``paths``, read in binary blocks (fast: about 1 GB/s)."""
+    total = 0
+    for path in paths:
+        with open(path, "rb") as fh:
+            pending = b""
+            while block := fh.read(1 << 20):
+                chunk = pending + block
+                lines = chunk.split(b"\n")
+                pending = lines.pop()
+                total += sum(1 for line in lines if line.strip())
+            if pending.strip():
+                total += 1
+    return total
+
+
+def format_elapsed(seconds: float) -> str:
+    """``0:07``, ``12:30``, ``1:02:03``.
+
+    >>> format_elapsed(7.4), format_elapsed(750), format_elapsed(3723)
+    ('0:07', '12:30', '1:02:03')
+    """
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_progress(counts: dict, *, total: int | None, elapsed: float, rate: float | None) -> str:
+    """The progress line.
+
+    >>> counts = {"lines": 1500, "predictions": 1490, "alerts": 2, "rejected": 10}
+    >>> format_progress(counts, total=6000, elapsed=12.2, rate=812.4).split(" | ")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['riverflink: 1,500/6,000 lines (25%)', '812 rec/s', '0:12', '1,490 predictions',
+     '2 alerts', '10 rejected']
+    >>> format_progress({}, total=None, elapsed=3, rate=None)
+    'riverflink: 0 lines | - rec/s | 0:03 | 0 predictions | 0 alerts | 0 rejected'
+    """
+    done = counts.get("lines", 0)
+    if total:
+        read = f"{done:,}/{total:,} lines ({min(100, int(100 * done / total))}%)"
+    else:
+        read = f"{done:,} lines"
+    parts = [
+        read,
+        f"{rate:,.0f} rec/s" if rate is not None else "- rec/s",
+        format_elapsed(elapsed),
+        f"{counts.get('predictions', 0):,} predictions",
+    ]
+    if counts.get("outcomes"):
+        parts.append(f"{counts['outcomes']:,} delayed labels")
+    parts += [f"{counts.get('alerts', 0):,} alerts", f"{counts.get('rejected', 0):,} rejected"]
+    return "riverflink: " + " | ".join(parts)
+
+
+class _Rest:
+    """The few REST calls the progress line needs, against one mini-cluster."""
+
+    def __init__(self, port: int, timeout: float = 2.0):
+        self.base = f"http://127.0.0.1:{port}"
+        self.timeout = timeout
+        self.vertex: tuple | None = None  # (job id, vertex id, {counter: metric id})
+
+    def _get(self, path: str):
+        with urllib.request.urlopen(self.base + path, timeout=self.timeout) as response:
+            return json.load(response)
+
+    def _find_learner(self) -> tuple | None:
+        jobs = self._get("/jobs/overview").get("jobs", [])
+        running = [j for j in jobs if j.get("state") == "RUNNING"]
+        if not running:
+            return None
+        job_id = running[0]["jid"]
+        for vertex in self._get(f"/jobs/{job_id}").get("vertices", []):
+            if "learn per key" not in vertex.get("name", ""):
+                continue
+            available = self._get(f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics")
+            ids = {}
+            for metric in available:
+                name = metric["id"].rsplit(".", 1)[-1]
+                if name.startswith("riverflink_") and name[len("riverflink_") :] in SHOWN:
+                    ids[name[len("riverflink_") :]] = metric["id"]
+            if ids.get("lines"):  # counters show up after their first increment
+                return job_id, vertex["id"], ids
+        return None
+
+    def counts(self) -> dict | None:
+        """The learner's counters summed over subtasks, or None when not known (yet)."""
+        if self.vertex is None or len(self.vertex[2]) < len(SHOWN):
+            found = self._find_learner()
+            if found is not None:
+                self.vertex = found
+        if self.vertex is None:
+            return None
+        job_id, vertex_id, ids = self.vertex
+        query = ",".join(ids.values())
+        rows = self._get(
+            f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={query}&agg=sum"
+        )
+        by_id = {row["id"]: int(row.get("sum", 0)) for row in rows}
+        return {name: by_id.get(metric_id, 0) for name, metric_id in ids.items()}
+
+
+class ProgressLine:
+    """A background thread that redraws the progress line until :meth:`stop`."""
+
+    def __init__(self, port: int, *, total: int | None, stream=None, quiet: bool = False):
+        self.rest = _Rest(port)
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.started = time.monotonic()
+        self.last: dict = {}  # the latest counters seen
+        self._history: deque = deque(maxlen=6)  # (time, lines) for the recent rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="riverflink-progress", daemon=True)
+        self._drawn = False
+
+    def start(self) -> ProgressLine:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._drawn and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def rate(self) -> float | None:
+        if len(self._history) < 2:
+            return None
+        (t0, n0), (t1, n1) = self._history[0], self._history[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+
+    def _loop(self) -> None:
+        last_print = 0.0
+        while not self._stop.wait(1.0):
+            try:
+                counts = self.rest.counts()
+            except (OSError, ValueError, KeyError):
+                continue  # not up yet, or shutting down
+            if counts is None:
+                continue
+            now = time.monotonic()
+            self.last = counts
+            self._history.append((now, counts.get("lines", 0)))
+            if self.quiet:
+                continue
+            line = format_progress(
+                counts, total=self.total, elapsed=now - self.started, rate=self.rate()
+            )
+            if self.tty:
+                self.stream.write("\r" + line + "\x1b[K")
+            elif now - last_print >= 2.0:
+                self.stream.write(line + "\n")
+            else:
+                continue
+            last_print = now
+            self._drawn = True
+            self.stream.flush()
