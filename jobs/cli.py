@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the online-learning job (local mini-cluster).",
     )
     add_run_arguments(run)
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress line (the end-of-run summary stays)"
+    )
     _add_cluster_commands(commands)
     report = commands.add_parser(
         "report",
@@ -117,27 +120,85 @@ def job_failure_reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+def _total_lines(settings) -> int | None:
+    """Lines of a bounded file input (the progress line's total), else None."""
+    if settings.unbounded or settings.is_socket:
+        return None
+    from jobs.exit_savepoint import input_files
+    from jobs.progress import count_lines
+
+    return count_lines(input_files(settings.source))
+
+
 def _run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    line = None
+
+    def progress(port: int):
+        nonlocal line
+        from jobs.progress import ProgressLine
+
+        line = ProgressLine(port, total=_total_lines(settings), quiet=args.quiet).start()
+        return line
+
+    interrupted = False
     try:
         settings = settings_from_args(args)
         from jobs.online_learning import run_job
 
-        savepoint = run_job(settings)
+        savepoint = run_job(settings, progress=progress)
     except (SettingsError, ValueError) as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("riverflink: interrupted", file=sys.stderr)
-        return 130
+        print("riverflink: interrupted; the job was cancelled", file=sys.stderr)
+        interrupted, savepoint = True, None
     except Exception as exc:  # the job failed inside Flink
         print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
         return 1
+    _summary(settings, line, time.monotonic() - started)
+    if interrupted:
+        return 130
     if settings.output != "-":
         print(f"riverflink: done; output in {Path(settings.output).resolve()}", file=sys.stderr)
     if savepoint:
         print(f"riverflink: models saved; resume with --restore {savepoint}", file=sys.stderr)
         print(savepoint)  # last line on stdout: the savepoint path, for scripts
     return 0
+
+
+def _summary(settings, line, elapsed: float) -> None:
+    """The end-of-run lines: what the committed output holds (or, on stdout, the counters)."""
+    from jobs.progress import format_elapsed
+
+    counted = line.last if line is not None else {}
+    lines = counted.get("lines")
+    rate = f" ({lines / elapsed:,.0f} lines/s)" if lines and elapsed > 0 else ""
+    done = f"{lines:,} lines in " if lines is not None else ""
+    print(f"riverflink: {done}{format_elapsed(elapsed)}{rate}", file=sys.stderr)
+    if settings.output == "-":
+        if counted:
+            print(
+                f"riverflink: {counted.get('predictions', 0):,} predictions, "
+                f"{counted.get('outcomes', 0):,} delayed labels learned, "
+                f"{counted.get('alerts', 0):,} alerts, {counted.get('rejected', 0):,} "
+                "rejected (Flink's counters, at their last report)",
+                file=sys.stderr,
+            )
+        return
+    from jobs.outputs import run_summary
+    from operators.learner import OnlineLearner
+
+    try:
+        learner = OnlineLearner(
+            model_spec=settings.model, drift_spec="none", metric_spec=settings.metric
+        )
+        summary = run_summary(
+            settings.output, metric=learner.metric_prototype, metric_name=learner.metric_spec
+        )
+    except FileNotFoundError:
+        return  # nothing committed
+    print(summary, file=sys.stderr)
 
 
 def _cluster(args: argparse.Namespace) -> int:

@@ -294,6 +294,7 @@ def build_job(env, settings: JobSettings) -> None:
         drift_spec=settings.drift,
         on_drift=settings.on_drift,
         label_ttl=settings.label_ttl,
+        metric_spec=settings.metric,
     )  # validates specs before start-up
     fields = Fields(
         key=settings.key,
@@ -317,6 +318,7 @@ def build_job(env, settings: JobSettings) -> None:
                 on_drift=settings.on_drift,
                 ttl_seconds=settings.state_ttl,
                 label_ttl=settings.label_ttl,
+                metric_spec=settings.metric,
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=_restoring(env, settings),
@@ -365,23 +367,49 @@ def _use_worker_processes() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
 
 
-def run_job(settings: JobSettings) -> str | None:
+def run_job(settings: JobSettings, *, progress=None) -> str | None:
     """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
 
-    Returns the savepoint path with ``--savepoint-on-exit``, else None.
+    ``progress`` is called with the REST port of the local mini-cluster before the job
+    starts and returns a started :class:`jobs.progress.ProgressLine` (or None); it is
+    stopped when the job ends. Returns the savepoint path with ``--savepoint-on-exit``,
+    else None.
     """
     use_project_conf_dir()
     _use_worker_processes()
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_configuration(settings)
+    port = None
+    if progress is not None and "PYFLINK_GATEWAY_PORT" not in os.environ:
+        from jobs.progress import free_port
+
+        port = free_port()
+        # The mini-cluster's REST API, for the progress line: this machine only.
+        conf.set_string("rest.port", str(port))
+        conf.set_string("rest.address", "127.0.0.1")
+        conf.set_string("rest.bind-address", "127.0.0.1")
+        conf.set_string("metrics.fetcher.update-interval", "1000")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(settings.parallelism)
     build_job(env, settings)
-    if not settings.savepoint_on_exit:
-        env.execute("riverflink")
+    line = progress(port) if port is not None else None
+    try:
+        if settings.savepoint_on_exit:
+            return _run_to_savepoint(env, settings)
+        job_client = env.execute_async("riverflink")
+        try:
+            job_client.get_job_execution_result().result()
+        except KeyboardInterrupt:
+            try:  # Ctrl-C may have stopped the JVM too; then there is nothing to cancel
+                job_client.cancel().result()
+            except Exception:  # noqa: BLE001
+                pass
+            raise
         return None
-    return _run_to_savepoint(env, settings)
+    finally:
+        if line is not None:
+            line.stop()
 
 
 def _run_to_savepoint(env, settings: JobSettings) -> str:

@@ -248,10 +248,11 @@ def key_metrics(summary: OutputSummary, metric) -> dict:
     return values
 
 
-def run_summary(directory, *, metric=None, bigger_is_better: bool | None = None) -> str:
+def run_summary(directory, *, metric=None, metric_name: str = "") -> str:
     """The end-of-run lines of ``riverflink run``: totals, and the best and worst keys.
 
-    ``metric`` is the run's River metric (``--metric``), else the report's accuracy/MAE.
+    ``metric`` is the run's River metric (``--metric``, named ``metric_name``), else the
+    report's accuracy/MAE.
     """
     summary = read_output_dir(directory)
     c = summary.counts
@@ -261,8 +262,8 @@ def run_summary(directory, *, metric=None, bigger_is_better: bool | None = None)
     ]
     if metric is not None:
         values = key_metrics(summary, metric)
-        name = type(metric).__name__ if not hasattr(metric, "obj") else repr(metric).split(":")[0]
-        better = metric.bigger_is_better if bigger_is_better is None else bigger_is_better
+        name = metric_name or type(metric).__name__
+        better = metric.bigger_is_better
     else:
         values = {slot: k.metric() for slot, k in summary.keys.items() if k.scores}
         name, better = summary.metric_name, summary.higher_is_better

@@ -58,6 +58,7 @@ class JobSettings:
     restore: str | None = None
     state_ttl: float | None = None
     label_ttl: float = 86400.0
+    metric: str | None = None  # None: metrics.Accuracy() / metrics.MAE() by model kind
     state_backend: str | None = None
     savepoint_on_exit: str | None = None
     profile: str | None = None  # None: by source, see PROFILES
@@ -200,6 +201,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     a("--features", metavar="F1,F2", help="feature fields (default: all other fields)")
     a("--model", metavar="SPEC", help=f"River estimator spec ({DEFAULT_MODEL})")
     a("--drift", metavar="SPEC", help=f"River drift detector spec or none ({DEFAULT_DRIFT})")
+    a(
+        "--metric",
+        metavar="SPEC",
+        help="River metric kept per key and reported in alerts "
+        "(metrics.Accuracy() for classifiers, metrics.MAE() for regressors)",
+    )
     a(
         "--on-drift",
         choices=["alert", "reset"],

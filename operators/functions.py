@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import os
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 
 from pyflink.common import Types
@@ -34,6 +35,7 @@ __all__ = ["ALERTS", "OUTCOMES", "REJECTED", "LearnPerKey"]
 
 #: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
 METRICS = (
+    "lines",
     "records_in",
     "predictions",
     "learned",
@@ -43,6 +45,19 @@ METRICS = (
     "outcomes",
     "labels_expired",
 )
+
+#: Upper bounds (microseconds) of the per-record processing-time histogram: counters
+#: ``riverflink_record_us_le_<bound>`` count records that took at most that long (cumulative,
+#: as Prometheus histograms), ``riverflink_record_us_sum`` the total time.
+TIME_BUCKETS_US = (50, 100, 250, 500, 1000, 2500, 10000, 100000)
+
+#: Which counter each kind of output adds to.
+_COUNTED = {
+    Prediction: "predictions",
+    DriftAlert: "alerts",
+    Outcome: "outcomes",
+    Rejected: "rejected",
+}
 
 ALERTS = OutputTag("alerts", Types.STRING())
 OUTCOMES = OutputTag("outcomes", Types.STRING())
@@ -81,6 +96,7 @@ class LearnPerKey(KeyedProcessFunction):
         on_drift: str,
         ttl_seconds: float | None = None,
         label_ttl: float = DEFAULT_LABEL_TTL,
+        metric_spec: str | None = None,
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
@@ -91,6 +107,7 @@ class LearnPerKey(KeyedProcessFunction):
         self.on_drift = on_drift
         self.ttl_seconds = ttl_seconds
         self.label_ttl = label_ttl
+        self.metric_spec = metric_spec
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
@@ -102,6 +119,7 @@ class LearnPerKey(KeyedProcessFunction):
             drift_spec=self.drift_spec,
             on_drift=self.on_drift,
             label_ttl=self.label_ttl,
+            metric_spec=self.metric_spec,
         )
         self.state = runtime_context.get_map_state(
             key_state_descriptor(ttl_seconds=self.ttl_seconds)
@@ -122,6 +140,11 @@ class LearnPerKey(KeyedProcessFunction):
         self._fail_after, self._fail_marker = _injected_failure()
         metrics = runtime_context.get_metrics_group()
         self.metrics = {name: metrics.counter(f"riverflink_{name}") for name in METRICS}
+        metrics.gauge("riverflink_keys_live", lambda: len(self.live))
+        self.time_counters = [
+            metrics.counter(f"riverflink_record_us_le_{bound}") for bound in TIME_BUCKETS_US
+        ] + [metrics.counter("riverflink_record_us_le_inf")]
+        self.time_sum = metrics.counter("riverflink_record_us_sum")
 
     def _maybe_fail(self) -> None:
         """Recovery tests crash the operator once, mid-stream (see ``_injected_failure``)."""
@@ -145,68 +168,78 @@ class LearnPerKey(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         bucket = ctx.get_current_key()
-        tag = self.tag_outputs
         now = time.time()
-        predictions, alerts, outcomes, rejected = [], [], [], []
+        out: dict = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}  # JSON lines
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
         timers: dict = {}  # epoch ms -> key_ids whose pending labels start waiting
         counts = dict.fromkeys(METRICS, 0)
+        timings = [0] * (len(TIME_BUCKETS_US) + 1)  # records per time bucket
+        total_us = 0.0
+        clock = time.perf_counter
         for line in value.split("\n"):
-            record = parse_line(line, self.fields)
-            if record is None:
-                continue
-            if isinstance(record, Rejected):
-                counts["rejected"] += 1
-                rejected.append(record.to_json(tag))
-                continue
-            if self._fail_after is not None:
-                self._maybe_fail()
-            counts["records_in"] += 1
-            key_state = self._lookup(record, bucket, now)
-            if not isinstance(key_state, Rejected):
-                key_state = self.learner.refuse(key_state, record) or key_state
-            if isinstance(key_state, Rejected):
-                counts["rejected"] += 1
-                rejected.append(key_state.to_json(tag))
-                continue
-            learned_before = key_state.learned if key_state is not None else 0
-            timer_before = key_state.expiry_timer if key_state is not None else None
-            new_state, outputs = self.learner.step(key_state, record, now)
-            if new_state is not None:
-                if key_state is None:
-                    counts["keys_seen"] += 1
-                if new_state.learned != learned_before:
-                    counts["learned"] += 1
-                if new_state.expiry_timer not in (None, timer_before):
-                    timers.setdefault(new_state.expiry_timer, []).append(record.key_id)
-                new_state.last_seen = now
-                new_state.remember((record, now))
-                self._keep(record.key_id, new_state, touched)
-            elif key_state is not None:
-                # The model raised on this record and may be half-updated: rebuild the key.
-                self._keep(record.key_id, envelope.rollback(key_state, self._replay), touched)
-            for out in outputs:
-                if isinstance(out, Prediction):
-                    counts["predictions"] += 1
-                    predictions.append(out.to_json(tag))
-                elif isinstance(out, Outcome):
-                    counts["outcomes"] += 1
-                    outcomes.append(out.to_json(tag))
-                elif isinstance(out, DriftAlert):
-                    counts["alerts"] += 1
-                    alerts.append(out.to_json(tag))
-                else:
-                    counts["rejected"] += 1
-                    rejected.append(out.to_json(tag))
+            started = clock()
+            if self._line(line, bucket, now, out, touched, timers, counts):
+                took = (clock() - started) * 1e6
+                timings[bisect_left(TIME_BUCKETS_US, took)] += 1
+                total_us += took
         self._flush(touched, timers, ctx, counts)
-        if predictions:
-            yield "\n".join(predictions)
-        if alerts:
-            yield ALERTS, "\n".join(alerts)
-        if outcomes:
-            yield OUTCOMES, "\n".join(outcomes)
-        if rejected:
-            yield REJECTED, "\n".join(rejected)
+        cumulative = 0
+        for counter, count in zip(self.time_counters, timings):
+            cumulative += count
+            if cumulative:
+                counter.inc(cumulative)
+        self.time_sum.inc(int(total_us))
+        if out[Prediction]:
+            yield "\n".join(out[Prediction])
+        if out[DriftAlert]:
+            yield ALERTS, "\n".join(out[DriftAlert])
+        if out[Outcome]:
+            yield OUTCOMES, "\n".join(out[Outcome])
+        if out[Rejected]:
+            yield REJECTED, "\n".join(out[Rejected])
+
+    def _line(self, line, bucket, now, out, touched, timers, counts) -> bool:
+        """One input line through the learner; False for a blank line (skipped)."""
+        tag = self.tag_outputs
+        record = parse_line(line, self.fields)
+        if record is None:
+            return False
+        counts["lines"] += 1
+        if isinstance(record, Rejected):
+            counts["rejected"] += 1
+            out[Rejected].append(record.to_json(tag))
+            return True
+        if self._fail_after is not None:
+            self._maybe_fail()
+        counts["records_in"] += 1
+        key_state = self._lookup(record, bucket, now)
+        if not isinstance(key_state, Rejected):
+            key_state = self.learner.refuse(key_state, record) or key_state
+        if isinstance(key_state, Rejected):
+            counts["rejected"] += 1
+            out[Rejected].append(key_state.to_json(tag))
+            return True
+        learned_before = key_state.learned if key_state is not None else 0
+        timer_before = key_state.expiry_timer if key_state is not None else None
+        new_state, outputs = self.learner.step(key_state, record, now)
+        if new_state is not None:
+            if key_state is None:
+                counts["keys_seen"] += 1
+            if new_state.learned != learned_before:
+                counts["learned"] += 1
+            if new_state.expiry_timer not in (None, timer_before):
+                timers.setdefault(new_state.expiry_timer, []).append(record.key_id)
+            new_state.last_seen = now
+            new_state.remember((record, now))
+            self._keep(record.key_id, new_state, touched)
+        elif key_state is not None:
+            # The model raised on this record and may be half-updated: rebuild the key.
+            self._keep(record.key_id, envelope.rollback(key_state, self._replay), touched)
+        for item in outputs:
+            kind = type(item)
+            counts[_COUNTED[kind]] += 1
+            out[kind].append(item.to_json(tag))
+        return True
 
     def on_timer(self, timestamp: int, ctx):
         """Drop the pending predictions of this bucket's keys that waited past --label-ttl."""

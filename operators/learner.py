@@ -21,6 +21,7 @@ stored state (the Flink adapter always does).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ from typing import Any
 
 from operators.records import Record, Rejected
 from state.envelope import KeyState
-from state.spec import is_binary_detector, model_kind, parse_detector, parse_model
+from state.spec import (
+    default_metric,
+    is_binary_detector,
+    model_kind,
+    parse_detector,
+    parse_metric,
+    parse_model,
+)
 
 __all__ = ["DEFAULT_LABEL_TTL", "DriftAlert", "OnlineLearner", "Outcome", "Prediction"]
 
@@ -76,10 +84,18 @@ class DriftAlert:
     n: int
     detector: str
     action: str
+    metric: Any = None  # the key's --metric value, this record's prediction included
 
     def to_json(self, kind: bool = False) -> str:
         out = {"kind": "alert"} if kind else {}
-        out.update(key=self.key, id=self.id, n=self.n, detector=self.detector, action=self.action)
+        out.update(
+            key=self.key,
+            id=self.id,
+            n=self.n,
+            detector=self.detector,
+            action=self.action,
+            metric=_jsonable(self.metric),
+        )
         return json.dumps(out)
 
 
@@ -124,6 +140,7 @@ class OnlineLearner:
         drift_spec: str = "none",
         on_drift: str = "alert",
         label_ttl: float = DEFAULT_LABEL_TTL,
+        metric_spec: str | None = None,
     ):
         if on_drift not in ("alert", "reset"):
             raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
@@ -146,6 +163,12 @@ class OnlineLearner:
                 "drift.PageHinkley()"
             )
         self.detector_prototype = detector
+        if metric_spec is None:
+            metric_spec = default_metric(self.kind)
+        self.metric_spec = metric_spec or ""
+        # Validated against the model; never updated itself: each key gets a deep copy
+        # (River's utils.Rolling.clone() would drop the window).
+        self.metric_prototype = parse_metric(metric_spec, self.prototype) if metric_spec else None
 
     def new_state(self) -> KeyState:
         detector = None if self.detector_prototype is None else self.detector_prototype.clone()
@@ -154,7 +177,12 @@ class OnlineLearner:
             detector=detector,
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,
+            metric=self._new_metric(),
+            metric_spec=self.metric_spec,
         )
+
+    def _new_metric(self):
+        return None if self.metric_prototype is None else copy.deepcopy(self.metric_prototype)
 
     def refuse(self, state: KeyState | None, record: Record) -> Rejected | None:
         """Why ``record`` cannot be applied to this key at all (nothing changes), or None."""
@@ -199,6 +227,9 @@ class OnlineLearner:
         """
         if state is None:
             state = self.new_state()
+        elif state.metric_spec != self.metric_spec:
+            # Written before metrics existed, or with another --metric: measure from here on.
+            state.metric, state.metric_spec = self._new_metric(), self.metric_spec
         try:
             if record.label_only:
                 return state, self._resolve(state, record, now)
@@ -230,8 +261,13 @@ class OnlineLearner:
         return math.ceil(entry[2] + self.label_ttl) * 1000
 
     def _score(self, state: KeyState, record: Record, y_pred: Any, y: Any) -> list[Any]:
-        """Feed the prediction's error to the detector; on drift, alert (and maybe reset)."""
-        if state.detector is None or y_pred is None:
+        """Update the key's metric; feed the error to the detector; on drift, alert (and
+        maybe reset). A prediction of None (a model that knows no class yet) is not scored."""
+        if y_pred is None:
+            return []
+        if state.metric is not None:
+            state.metric.update(y, y_pred)
+        if state.detector is None:
             return []
         error = float(y_pred != y) if self.kind == "classifier" else abs(y_pred - y)
         state.detector.update(error)
@@ -240,7 +276,8 @@ class OnlineLearner:
         state.alerts += 1
         if self.on_drift == "reset":
             state.model = self.prototype.clone()
-        return [DriftAlert(record.key, record.id, state.n, self.drift_spec, self.on_drift)]
+        metric = None if state.metric is None else state.metric.get()
+        return [DriftAlert(record.key, record.id, state.n, self.drift_spec, self.on_drift, metric)]
 
     def _advance(self, state: KeyState, record: Record, now: float) -> list[Any]:
         model, x, y = state.model, record.x, record.y

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 #: Bumped whenever the layout of the header or of the pickled payload changes.
-#: 1: model, detector, counters, last_seen. 2: adds the pending predictions of delayed labels.
+#: 1: model, detector, counters, last_seen. 2: adds the pending predictions of delayed labels
+#: and the key's metric.
 FORMAT_VERSION = 2
 #: Formats this release reads: older ones are upgraded on load.
 READABLE_FORMATS = (1, 2)
@@ -55,6 +56,7 @@ class KeyState:
     ``{id as JSON: (features, y_pred, arrival time)}``. ``expired`` counts those
     dropped after ``--label-ttl``, and ``expiry_timer`` is the processing time
     (epoch milliseconds) of the Flink timer that will next look at them.
+    ``metric`` is the key's ``--metric``, updated with every labeled prediction.
     """
 
     model: Any
@@ -68,6 +70,8 @@ class KeyState:
     pending: dict = field(default_factory=dict)
     expired: int = 0
     expiry_timer: int | None = None
+    metric: Any = None  # the key's prequential --metric (classifiers and regressors)
+    metric_spec: str = ""
 
     def __reduce__(self):
         """Pickle as the versioned envelope, whoever pickles (Flink's state coder included).
@@ -96,7 +100,7 @@ def dumps(state: KeyState) -> bytes:
     >>> from river import linear_model
     >>> blob = dumps(KeyState(linear_model.LinearRegression(), None, "lr", "none", n=3))
     >>> blob[:4], read_header(blob)["format"]
-    (b'RFLK', 1)
+    (b'RFLK', 2)
     >>> loads(blob).n
     3
     """
@@ -105,6 +109,7 @@ def dumps(state: KeyState) -> bytes:
         "river": river.__version__,
         "model": state.model_spec,
         "drift": state.drift_spec,
+        "metric": state.metric_spec,
     }
     payload = (
         state.model,
@@ -116,6 +121,7 @@ def dumps(state: KeyState) -> bytes:
         state.pending,
         state.expired,
         state.expiry_timer,
+        state.metric,
     )
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
@@ -176,8 +182,8 @@ def loads(blob: bytes) -> KeyState:
     try:
         payload = pickle.loads(blob[blob.index(b"\n") + 1 :])
         if version == 1:
-            payload = (*payload, {}, 0, None)  # no delayed labels yet
-        model, detector, n, learned, alerts, last_seen, pending, expired, timer = payload
+            payload = (*payload, {}, 0, None, None)  # no delayed labels or metric yet
+        model, detector, n, learned, alerts, last_seen, pending, expired, timer, metric = payload
     except Exception as exc:
         raise StateFormatError(
             f"cannot unpickle a key's model written with River {header.get('river')} "
@@ -196,4 +202,6 @@ def loads(blob: bytes) -> KeyState:
         pending=pending,
         expired=expired,
         expiry_timer=timer,
+        metric=metric,
+        metric_spec=header.get("metric", "") if metric is not None else "",
     )

@@ -49,6 +49,7 @@ def reference_run(
     kind: str = "classifier",
     features: tuple | None = None,
     detector_spec: str | None = None,
+    make_metric: Callable[[], Any] | None = None,
 ) -> dict:
     """Return ``{"predictions", "alerts", "outcomes", "rejected"}`` for records in input order.
 
@@ -60,6 +61,11 @@ def reference_run(
     every record. ``n`` counts the key's earlier predictions. ``detector_spec``
     is what alerts report as ``detector``: pass the spec text given to
     riverflink; it defaults to the detector's class name.
+
+    Each key of a supervised model also keeps ``make_metric()`` (default: River's
+    ``metrics.Accuracy()`` for classifiers, ``metrics.MAE()`` for regressors),
+    updated with every labeled prediction that is not None before the detector;
+    each alert reports its value as ``metric``.
 
     Delayed labels, for supervised models: a record with features, an id and no
     label is predicted and remembered under its id. A record with a label and no
@@ -75,6 +81,11 @@ def reference_run(
     if on_drift not in ("alert", "reset"):
         raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
     supervised = kind in ("classifier", "regressor")
+    if make_metric is None and supervised:
+        from river import metrics
+
+        make_metric = metrics.Accuracy if kind == "classifier" else metrics.MAE
+    scores: dict = {}  # key slot -> metric
     models: dict = {}
     detectors: dict = {}
     seen: dict = {}
@@ -85,15 +96,25 @@ def reference_run(
     rejected: list = []
 
     def score(slot, k, record_id, y_pred, y):
+        if y_pred is None:
+            return
+        scores[slot].update(y, y_pred)
         detector = detectors[slot]
-        if detector is None or y_pred is None:
+        if detector is None:
             return
         error = (0.0 if y_pred == y else 1.0) if kind == "classifier" else abs(y_pred - y)
         detector.update(error)
         if detector.drift_detected:
             name = detector_spec or type(detector).__name__
             alerts.append(
-                {"key": k, "id": record_id, "n": seen[slot], "detector": name, "action": on_drift}
+                {
+                    "key": k,
+                    "id": record_id,
+                    "n": seen[slot],
+                    "detector": name,
+                    "action": on_drift,
+                    "metric": _json_safe(scores[slot].get()),
+                }
             )
             if on_drift == "reset":
                 models[slot] = make_model()
@@ -129,6 +150,7 @@ def reference_run(
             models[slot] = make_model()
             wants_detector = make_detector is not None and supervised
             detectors[slot] = make_detector() if wants_detector else None
+            scores[slot] = make_metric() if supervised else None
             seen[slot] = 0
         model, n = models[slot], seen[slot]
 

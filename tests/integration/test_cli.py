@@ -27,6 +27,9 @@ def source(tmp_path):
         (["--follow"], "--follow needs a directory"),
         (["--restore", "latest"], "--checkpoint-dir"),
         (["--key", "y"], "different fields"),
+        (["--metric", "metrics.MAE()"], "does not apply to a classifier"),
+        (["--metric", "metrics.ROCAUC()"], "scores probabilities"),
+        (["--label-ttl", "0"], "--label-ttl"),
         (
             [
                 "--model",

@@ -196,7 +196,15 @@ def test_submit_stop_with_savepoint_resume_at_another_parallelism(cluster):
     write_jsonl(tmp / "one.jsonl", first).rename(tmp / "incoming" / "one.jsonl")
     _wait_for_rows(cluster, job1, tmp / "out" / "predictions", len(first))
     _wait_for_metric(cluster, job1, "riverflink_predictions", len(first))
-    assert _metric_total(cluster, job1, _learn_vertex(cluster, job1)["id"], "riverflink_keys_seen")
+    _wait_for_metric(cluster, job1, "riverflink_lines", len(first))
+    # every record falls in the processing-time histogram's last (cumulative) bucket
+    _wait_for_metric(cluster, job1, "riverflink_record_us_le_inf", len(first))
+    vertex = _learn_vertex(cluster, job1)["id"]
+    assert _metric_total(cluster, job1, vertex, "riverflink_keys_seen") == len(KEYS)
+    assert _metric_total(cluster, job1, vertex, "riverflink_keys_live") == len(KEYS)  # a gauge
+    fast = _metric_total(cluster, job1, vertex, "riverflink_record_us_le_1000")
+    assert 0 < fast <= len(first)
+    assert _metric_total(cluster, job1, vertex, "riverflink_record_us_sum") > 0
 
     stopped = cluster.cli("stop", job1, "--savepoint-dir", "savepoints", *jm)
     assert stopped.returncode == 0, stopped.stderr

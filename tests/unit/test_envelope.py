@@ -9,7 +9,7 @@ import re
 
 import pytest
 import river
-from river import drift, linear_model
+from river import drift, linear_model, metrics
 
 from jobs.settings import DEFAULT_DRIFT, DEFAULT_MODEL
 from operators.learner import OnlineLearner
@@ -97,18 +97,21 @@ def test_a_plain_detector_round_trips_on_its_own():
 
 
 def test_header_is_readable_without_unpickling():
-    blob = dumps(
-        KeyState(
-            linear_model.LinearRegression(), None, "linear_model.LinearRegression()", "none", n=3
-        )
+    state = KeyState(
+        linear_model.LinearRegression(), None, "linear_model.LinearRegression()", "none", n=3
     )
+    state.metric, state.metric_spec = metrics.MAE(), "metrics.MAE()"
+    blob = dumps(state)
     assert blob.startswith(b"RFLK")
     assert read_header(blob) == {
         "format": FORMAT_VERSION,
         "river": river.__version__,
         "model": "linear_model.LinearRegression()",
         "drift": "none",
+        "metric": "metrics.MAE()",
     }
+    back = loads(blob)
+    assert (back.metric_spec, type(back.metric)) == ("metrics.MAE()", metrics.MAE)
 
 
 @pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from river import anomaly, cluster, drift, linear_model, preprocessing, tree
+from river import anomaly, cluster, drift, linear_model, metrics, preprocessing, tree
 
 from operators.learner import DriftAlert, OnlineLearner, Prediction
 from operators.records import Fields, Record, Rejected, parse_line
@@ -272,7 +272,10 @@ def test_reset_swaps_in_a_fresh_clone_that_learns_the_drifting_record():
     state, _ = learner.step(state, rec(id=1, x=1.0, y=10.0))
     old_model = state.model
     state, outs = learner.step(state, rec(id=2, x=2.0, y=-1.0))
-    assert outs[1] == DriftAlert("a", 2, 1, "drift.ADWIN()", "reset")
+    mae = metrics.MAE()
+    mae.update(10.0, 0.0)
+    mae.update(-1.0, outs[0].y_pred)
+    assert outs[1] == DriftAlert("a", 2, 1, "drift.ADWIN()", "reset", mae.get())
     assert state.model is not old_model
     fresh = linear_model.LinearRegression()
     fresh.learn_one({"x": 2.0}, -1.0)
@@ -289,7 +292,10 @@ def test_alert_only_keeps_the_model():
     state, _ = learner.step(state, rec(id=1, x=1.0, y=10.0))
     old_model = state.model
     state, outs = learner.step(state, rec(id=2, x=2.0, y=-1.0))
-    assert outs[1] == DriftAlert("a", 2, 1, "drift.ADWIN()", "alert")
+    mae = metrics.MAE()
+    mae.update(10.0, 0.0)
+    mae.update(-1.0, outs[0].y_pred)
+    assert outs[1] == DriftAlert("a", 2, 1, "drift.ADWIN()", "alert", mae.get())
     assert state.model is old_model
 
 
@@ -379,15 +385,16 @@ def test_prediction_json_fields():
 
 
 def test_alert_json_fields():
-    out = DriftAlert(7, "e1", 12, "drift.ADWIN()", "reset")
+    out = DriftAlert(7, "e1", 12, "drift.ADWIN()", "reset", 0.75)
     assert json.loads(out.to_json()) == {
         "key": 7,
         "id": "e1",
         "n": 12,
         "detector": "drift.ADWIN()",
         "action": "reset",
+        "metric": 0.75,
     }
-    assert list(json.loads(out.to_json())) == ["key", "id", "n", "detector", "action"]
+    assert list(json.loads(out.to_json())) == ["key", "id", "n", "detector", "action", "metric"]
     assert list(json.loads(out.to_json(kind=True))) == [
         "kind",
         "key",
@@ -395,6 +402,7 @@ def test_alert_json_fields():
         "n",
         "detector",
         "action",
+        "metric",
     ]
     assert json.loads(out.to_json(kind=True))["kind"] == "alert"
 
