@@ -171,30 +171,29 @@ def _summary(settings, line, elapsed: float) -> None:
     """The end-of-run lines: what the committed output holds (or, on stdout, the counters)."""
     from jobs.progress import format_elapsed
 
-    counted = line.last if line is not None else {}
-    lines = counted.get("lines")
-    rate = f" ({lines / elapsed:,.0f} lines/s)" if lines and elapsed > 0 else ""
-    done = f"{lines:,} lines in " if lines is not None else ""
-    print(f"riverflink: {done}{format_elapsed(elapsed)}{rate}", file=sys.stderr)
     if settings.output == "-":
-        if counted:
-            print(
-                f"riverflink: {counted.get('predictions', 0):,} predictions, "
-                f"{counted.get('outcomes', 0):,} delayed labels learned, "
-                f"{counted.get('alerts', 0):,} alerts, {counted.get('rejected', 0):,} "
-                "rejected (Flink's counters, at their last report)",
-                file=sys.stderr,
-            )
+        counted = line.last if line is not None else {}
+        print(
+            f"riverflink: {counted.get('lines', 0):,} lines in {format_elapsed(elapsed)}: "
+            f"{counted.get('predictions', 0):,} predictions, "
+            f"{counted.get('outcomes', 0):,} delayed labels learned, "
+            f"{counted.get('alerts', 0):,} alerts, {counted.get('rejected', 0):,} rejected "
+            "(Flink's counters at their last report)",
+            file=sys.stderr,
+        )
         return
     from jobs.outputs import run_summary
     from operators.learner import OnlineLearner
 
+    learner = OnlineLearner(
+        model_spec=settings.model, drift_spec="none", metric_spec=settings.metric
+    )
     try:
-        learner = OnlineLearner(
-            model_spec=settings.model, drift_spec="none", metric_spec=settings.metric
-        )
         summary = run_summary(
-            settings.output, metric=learner.metric_prototype, metric_name=learner.metric_spec
+            settings.output,
+            metric=learner.metric_prototype,
+            metric_name=learner.metric_spec,
+            elapsed=elapsed,
         )
     except FileNotFoundError:
         return  # nothing committed

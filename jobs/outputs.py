@@ -248,17 +248,24 @@ def key_metrics(summary: OutputSummary, metric) -> dict:
     return values
 
 
-def run_summary(directory, *, metric=None, metric_name: str = "") -> str:
+def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None) -> str:
     """The end-of-run lines of ``riverflink run``: totals, and the best and worst keys.
 
     ``metric`` is the run's River metric (``--metric``, named ``metric_name``), else the
     report's accuracy/MAE.
     """
+    from jobs.progress import format_elapsed
+
     summary = read_output_dir(directory)
     c = summary.counts
+    done = c["predictions"] + c["outcomes"] + c["rejected"]  # one per input line
+    took = ""
+    if elapsed:
+        took = f" in {format_elapsed(elapsed)} ({done / elapsed:,.0f} lines/s, start-up included)"
     lines = [
-        f"riverflink: {c['predictions']:,} predictions, {c['outcomes']:,} delayed labels "
-        f"learned, {c['alerts']:,} alerts, {c['rejected']:,} rejected; {len(summary.keys):,} keys"
+        f"riverflink: {done:,} lines{took}: {c['predictions']:,} predictions, "
+        f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
+        f"{c['rejected']:,} rejected; {len(summary.keys):,} keys"
     ]
     if metric is not None:
         values = key_metrics(summary, metric)

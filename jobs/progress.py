@@ -94,13 +94,16 @@ class _Rest:
     def __init__(self, port: int, timeout: float = 2.0):
         self.base = f"http://127.0.0.1:{port}"
         self.timeout = timeout
-        self.vertex: tuple | None = None  # (job id, vertex id, {counter: metric id})
+        self.vertex: tuple | None = None  # (job id, vertex id, metric id prefix)
+        self.ids: list = []  # metric ids of the SHOWN counters that Flink reports
+        self.listed_at = -1e9
 
     def _get(self, path: str):
         with urllib.request.urlopen(self.base + path, timeout=self.timeout) as response:
             return json.load(response)
 
     def _find_learner(self) -> tuple | None:
+        """(job id, vertex id, metric id prefix) of the learning operator, once it reports."""
         jobs = self._get("/jobs/overview").get("jobs", [])
         running = [j for j in jobs if j.get("state") == "RUNNING"]
         if not running:
@@ -110,30 +113,35 @@ class _Rest:
             if "learn per key" not in vertex.get("name", ""):
                 continue
             available = self._get(f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics")
-            ids = {}
-            for metric in available:
-                name = metric["id"].rsplit(".", 1)[-1]
-                if name.startswith("riverflink_") and name[len("riverflink_") :] in SHOWN:
-                    ids[name[len("riverflink_") :]] = metric["id"]
-            if ids.get("lines"):  # counters show up after their first increment
-                return job_id, vertex["id"], ids
+            for metric in available:  # counters show up after their first increment
+                if metric["id"].endswith(".riverflink_lines"):
+                    return job_id, vertex["id"], metric["id"][: -len("riverflink_lines")]
         return None
+
+    def _available(self) -> list:
+        """The ids of the learner's shown counters that Flink reports (yet)."""
+        job_id, vertex_id, prefix = self.vertex
+        listed = self._get(f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics")
+        wanted = {f"{prefix}riverflink_{name}" for name in SHOWN}
+        return sorted(metric["id"] for metric in listed if metric["id"] in wanted)
 
     def counts(self) -> dict | None:
         """The learner's counters summed over subtasks, or None when not known (yet)."""
-        if self.vertex is None or len(self.vertex[2]) < len(SHOWN):
-            found = self._find_learner()
-            if found is not None:
-                self.vertex = found
         if self.vertex is None:
-            return None
-        job_id, vertex_id, ids = self.vertex
-        query = ",".join(ids.values())
+            self.vertex = self._find_learner()
+            if self.vertex is None:
+                return None
+        now = time.monotonic()
+        # A request naming a counter Flink does not report yet answers nothing at all, so
+        # ask only for those listed; look again now and then for counters that appear late.
+        if len(self.ids) < len(SHOWN) and now - self.listed_at > 5:
+            self.ids, self.listed_at = self._available(), now
+        job_id, vertex_id, _ = self.vertex
         rows = self._get(
-            f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={query}&agg=sum"
+            f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={','.join(self.ids)}&agg=sum"
         )
-        by_id = {row["id"]: int(row.get("sum", 0)) for row in rows}
-        return {name: by_id.get(metric_id, 0) for name, metric_id in ids.items()}
+        by_name = {row["id"].rsplit("riverflink_", 1)[-1]: row.get("sum", 0) for row in rows}
+        return {name: int(by_name.get(name, 0)) for name in SHOWN}
 
 
 class ProgressLine:

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 import pytest
-from river import drift
+from river import drift, metrics
 
 from tests.integration.conftest import REPO, jsonable, read_output, run_cli, write_jsonl
 from tests.integration.test_parity import default_model
@@ -29,15 +29,19 @@ def _order(rows: list) -> list:
     )
 
 
-def expected(records: list) -> dict:
+def expected(records: list, make_metric=None) -> dict:
     out = reference_run(
-        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+        records,
+        default_model,
+        make_detector=drift.ADWIN,
+        detector_spec="drift.ADWIN()",
+        make_metric=make_metric,
     )
     return {name: jsonable(rows) for name, rows in out.items()}
 
 
-def assert_matches_river(out: dict, records: list) -> None:
-    want = expected(records)
+def assert_matches_river(out: dict, records: list, make_metric=None) -> None:
+    want = expected(records, make_metric)
     assert Counter(p["id"] for p in out["predictions"]) == Counter(
         p["id"] for p in want["predictions"]
     ), "every record with features predicted exactly once"
@@ -51,8 +55,8 @@ def assert_matches_river(out: dict, records: list) -> None:
     assert all("no pending prediction" in r["error"] for r in out["rejected"])
 
 
-@pytest.mark.parametrize("profile", ["throughput", "latency"])
-def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile):
+@pytest.mark.parametrize("profile, metric", [("throughput", None), ("latency", "metrics.F1()")])
+def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile, metric):
     records = delayed_label_stream(6000, keys=KEYS, seed=13, drift_key="m2", max_delay=40)
     source = write_jsonl(tmp_path / "in.jsonl", records)
     result = run_cli(
@@ -64,10 +68,12 @@ def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile):
         "2",
         "--profile",
         profile,
+        *(["--metric", metric] if metric else []),
     )
     assert result.returncode == 0, result.stderr
     out = read_output(tmp_path / "out")
-    assert_matches_river(out, records)
+    assert_matches_river(out, records, metrics.F1 if metric else None)
+    assert all(isinstance(a["metric"], float) for a in out["alerts"])
     assert len(out["outcomes"]) > 3000
     assert any(a["key"] == "m2" for a in out["alerts"]), "the drifting key raises alerts"
     assert len(out["rejected"]) == 10  # 5 labels for unknown ids, 5 labelled twice

@@ -1,0 +1,40 @@
+"""The progress line while a bounded run works, and the summary at its end."""
+
+from __future__ import annotations
+
+import re
+
+from tests.integration.conftest import drifting_stream, run_cli, write_jsonl
+
+PROGRESS = re.compile(
+    r"^riverflink: [\d,]+/30,000 lines \(\d+%\) \| (-|[\d,]+) rec/s \| \d+:\d\d \| "
+    r"[\d,]+ predictions \| [\d,]+ alerts \| [\d,]+ rejected$"
+)
+
+
+def test_progress_lines_then_a_summary_naming_best_and_worst_keys(tmp_path):
+    source = write_jsonl(
+        tmp_path / "in.jsonl", drifting_stream(30_000, keys=("a", "b", "c"), drift_key="a")
+    )
+    result = run_cli(
+        "--source", str(source), "--output", str(tmp_path / "out"), "--profile", "latency"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    progress = [line for line in lines if PROGRESS.match(line)]
+    assert progress, result.stderr  # not a terminal: a new line every 2 s
+    done = [int(line.split("/")[0].split()[-1].replace(",", "")) for line in progress]
+    assert done == sorted(done) and done[-1] <= 30_000
+    summary = "\n".join(lines[-4:])
+    assert re.search(r"riverflink: 30,000 lines in \d+:\d\d \([\d,]+ lines/s", summary), summary
+    assert "30,000 predictions, 0 delayed labels learned" in summary
+    assert re.search(r'metrics.Accuracy\(\) per key: best "[bc]" 0\.\d{4}, worst "a"', summary)
+
+
+def test_quiet_keeps_only_the_summary(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(3000))
+    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    riverflink = [line for line in result.stderr.splitlines() if line.startswith("riverflink:")]
+    assert not any(" rec/s | " in line for line in riverflink)
+    assert any(line.startswith("riverflink: 3,000 lines in ") for line in riverflink)
