@@ -84,6 +84,7 @@ def main() -> int:
         print(f"  {name:<22} {value}")
     print(f"  {'wall time':<22} {elapsed:.1f} s (including Flink start-up)")
     print(f"  {'output':<22} {output.resolve()}/{{predictions,alerts,rejected}}/")
+    print(f"see it: riverflink report {output} (learning curves, drift alerts, rejections)")
     return 0
 
 
