@@ -259,11 +259,9 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None) 
     summary = read_output_dir(directory)
     c = summary.counts
     done = c["predictions"] + c["outcomes"] + c["rejected"]  # one per input line
-    took = ""
-    if elapsed:
-        took = f" in {format_elapsed(elapsed)} ({done / elapsed:,.0f} lines/s, start-up included)"
+    took = f"done in {format_elapsed(elapsed)}; " if elapsed else ""
     lines = [
-        f"riverflink: {done:,} lines{took}: {c['predictions']:,} predictions, "
+        f"riverflink: {took}the output holds {done:,} lines: {c['predictions']:,} predictions, "
         f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
         f"{c['rejected']:,} rejected; {len(summary.keys):,} keys"
     ]

@@ -11,6 +11,7 @@ from collections import Counter
 
 from river import drift
 
+from jobs.outputs import read_output_dir
 from tests.integration.conftest import (
     REPO,
     by_key,
@@ -122,3 +123,8 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
     resumed = run_cli(*args, "--restore", "latest")
     assert resumed.returncode == 0, resumed.stderr
     assert_exactly_once(read_output(out), records)
+    # the killed run left in-progress files behind; the report reads the output as one run
+    summary = read_output_dir(out)
+    assert summary.counts["predictions"] == len(records)
+    assert sum(k.labeled for k in summary.keys.values()) == len(records)
+    assert f"the output holds {len(records):,} lines" in resumed.stderr
