@@ -12,6 +12,7 @@ a job that fails ends with the cause on one line and exit code 1.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -156,7 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the job failed inside Flink
         print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
         return 1
-    _summary(settings, line, time.monotonic() - started)
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
+        _summary(settings, line, time.monotonic() - started)
     if interrupted:
         return 130
     if settings.output != "-":

@@ -397,6 +397,10 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
     try:
         if settings.savepoint_on_exit:
             return _run_to_savepoint(env, settings)
+        if "PYFLINK_GATEWAY_PORT" in os.environ:
+            # Started by `flink run`: the CLI decides (detached `submit` returns at once).
+            env.execute("riverflink")
+            return None
         job_client = env.execute_async("riverflink")
         try:
             job_client.get_job_execution_result().result()
