@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
-from tests.integration.conftest import drifting_stream, run_cli, write_jsonl
+from tests.integration.conftest import REPO, drifting_stream, read_lines, run_cli, write_jsonl
 
 PROGRESS = re.compile(
     r"^riverflink: [\d,]+/30,000 lines \(\d+%\) \| (-|[\d,]+) rec/s \| \d+:\d\d \| "
@@ -38,3 +43,33 @@ def test_quiet_keeps_only_the_summary(tmp_path):
     riverflink = [line for line in result.stderr.splitlines() if line.startswith("riverflink:")]
     assert not any(" rec/s | " in line for line in riverflink)
     assert any("the output holds 3,000 lines" in line for line in riverflink)
+
+
+def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
+    incoming = tmp_path / "incoming"
+    write_jsonl(incoming / "a.jsonl", drifting_stream(2000))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "run", "--source", str(incoming), "--follow"]
+        + ["--output", str(out)],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(read_lines(out / "predictions")) < 2000 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "riverflink: interrupted; the job was cancelled" in err
+    assert "the output holds 2,000 lines: 2,000 predictions" in err
+    assert "per key: best" in err
