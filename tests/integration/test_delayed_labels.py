@@ -102,7 +102,7 @@ def test_failure_while_predictions_wait_recovers_exactly_once(tmp_path):
     assert_matches_river(read_output(tmp_path / "out"), records)
 
 
-def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path, parallelism=3):
+def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path):
     records = delayed_label_stream(
         6000, keys=KEYS, seed=19, drift_key=None, orphans=0, max_delay=400
     )
@@ -131,7 +131,7 @@ def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path, paralle
         "--output",
         str(tmp_path / "out2"),
         "--parallelism",
-        str(parallelism),
+        "3",
         "--restore",
         savepoint,
     )
