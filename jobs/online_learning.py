@@ -271,11 +271,12 @@ def _routed(env, lines, settings: JobSettings):
             f"SELECT {bucket} AS b, f0, t FROM riverflink_lines"
         )
         query = (
-            "SELECT b, LISTAGG(f0, '\n') AS line FROM TABLE(TUMBLE(TABLE riverflink_keyed, "
+            "SELECT b, ARRAY_AGG(f0) AS line FROM TABLE(TUMBLE(TABLE riverflink_keyed, "
             f"DESCRIPTOR(t), INTERVAL '{batch_ms / 1000}' SECOND)) "
             "GROUP BY window_start, window_end, b"
         )
-    rows = t_env.to_append_stream(t_env.sql_query(query), Types.ROW([Types.INT(), Types.STRING()]))
+    line_type = Types.BASIC_ARRAY(Types.STRING()) if batch_ms else Types.STRING()
+    rows = t_env.to_append_stream(t_env.sql_query(query), Types.ROW([Types.INT(), line_type]))
     selector = get_gateway().jvm.org.apache.flink.streaming.api.functions.python
     j_keyed = rows._j_data_stream.keyBy(selector.KeyByKeySelector())
     return KeyedStream(j_keyed, Types.INT(), rows)
@@ -308,7 +309,7 @@ def build_job(env, settings: JobSettings) -> None:
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
     keyed = _routed(env, lines, settings)
-    # (bucket, str): one line, or (--profile throughput) lines of one bucket joined by "\n"
+    # (bucket, str): one line; or (--profile throughput) (bucket, [str]): lines of one bucket
     learned = (
         keyed.process(
             LearnPerKey(

@@ -1,12 +1,12 @@
 """Flink functions: thin adapters between Flink and the pure per-key logic.
 
 Lines arrive keyed by routing bucket (``state.descriptors``): one line at a time
-(``--profile latency``) or several joined by newlines (``--profile throughput``,
-batched in Java so that many lines cross into Python at once). Each function
-keeps only small, picklable configuration in ``__init__``; the learner and the
-state handle are built in ``open()``. Outputs leave as JSON lines, joined the
-same way: predictions on the main output, alerts, outcomes of delayed labels
-and rejected lines on side outputs.
+(``--profile latency``) or a list of lines (``--profile throughput``, batched in
+Java so that many lines cross into Python at once). Each function keeps only
+small, picklable configuration in ``__init__``; the learner and the state handle
+are built in ``open()``. Outputs leave as JSON lines, joined by newlines:
+predictions on the main output, alerts, outcomes of delayed labels and rejected
+lines on side outputs.
 
 Pending predictions (delayed labels) live in each key's envelope. A Flink
 processing-time timer per bucket, registered for the second the oldest one of a
@@ -176,7 +176,7 @@ class LearnPerKey(KeyedProcessFunction):
         timings = [0] * (len(TIME_BUCKETS_US) + 1)  # records per time bucket
         total_us = 0.0
         clock = time.perf_counter
-        for line in value.split("\n"):
+        for line in value.split("\n") if isinstance(value, str) else value:
             started = clock()
             if self._line(line, bucket, now, out, touched, timers, counts):
                 took = (clock() - started) * 1e6
