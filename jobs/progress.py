@@ -11,6 +11,7 @@ every 2 seconds. The end-of-run summary is printed either way, also with
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import sys
@@ -60,8 +61,15 @@ def format_elapsed(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def format_progress(counts: dict, *, total: int | None, elapsed: float, rate: float | None) -> str:
-    """The progress line.
+def format_progress(
+    counts: dict,
+    *,
+    total: int | None,
+    elapsed: float,
+    rate: float | None,
+    status: str | None = None,
+) -> str:
+    """The progress line; ``status`` says why it does not move (the job is not running).
 
     >>> counts = {"lines": 1500, "predictions": 1490, "alerts": 2, "rejected": 10}
     >>> format_progress(counts, total=6000, elapsed=12.2, rate=812.4).split(" | ")
@@ -70,6 +78,8 @@ def format_progress(counts: dict, *, total: int | None, elapsed: float, rate: fl
      '2 alerts', '10 rejected']
     >>> format_progress({}, total=None, elapsed=3, rate=None)
     'riverflink: 0 lines | - rec/s | 0:03 | 0 predictions | 0 alerts | 0 rejected'
+    >>> format_progress({}, total=10, elapsed=3, rate=None, status="job restarting")[-38:]
+    '0 alerts | 0 rejected | job restarting'
     """
     done = counts.get("lines", 0)
     if total:
@@ -85,6 +95,8 @@ def format_progress(counts: dict, *, total: int | None, elapsed: float, rate: fl
     if counts.get("outcomes"):
         parts.append(f"{counts['outcomes']:,} delayed labels")
     parts += [f"{counts.get('alerts', 0):,} alerts", f"{counts.get('rejected', 0):,} rejected"]
+    if status:
+        parts.append(status)
     return "riverflink: " + " | ".join(parts)
 
 
@@ -101,6 +113,11 @@ class _Rest:
     def _get(self, path: str):
         with urllib.request.urlopen(self.base + path, timeout=self.timeout) as response:
             return json.load(response)
+
+    def job_state(self) -> str | None:
+        """The state of the mini-cluster's job (``RUNNING``, ``RESTARTING``...), None before."""
+        jobs = self._get("/jobs/overview").get("jobs", [])
+        return jobs[0].get("state") if jobs else None
 
     def _find_learner(self) -> tuple | None:
         """(job id, vertex id, metric id prefix) of the learning operator, once it reports."""
@@ -177,22 +194,37 @@ class ProgressLine:
         (t0, n0), (t1, n1) = self._history[0], self._history[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else None
 
+    def _status(self) -> str | None:
+        """Why the numbers do not move yet (start-up, a restart), or None while running."""
+        try:
+            state = self.rest.job_state()
+        except (OSError, ValueError, KeyError, http.client.HTTPException):
+            state = None
+        if state is None:
+            return "starting Flink"
+        if state == "RUNNING":
+            return None if self.last else "job running, no counts yet"
+        return f"job {state.lower()}"
+
     def _loop(self) -> None:
         last_print = 0.0
         while not self._stop.wait(1.0):
             try:
                 counts = self.rest.counts()
-            except (OSError, ValueError, KeyError):
-                continue  # not up yet, or shutting down
-            if counts is None:
-                continue
+            except (OSError, ValueError, KeyError, http.client.HTTPException):
+                counts = None  # not up yet, or shutting down
             now = time.monotonic()
-            self.last = counts
-            self._history.append((now, counts.get("lines", 0)))
+            if counts is not None:
+                self.last = counts
+                self._history.append((now, counts.get("lines", 0)))
             if self.quiet:
                 continue
             line = format_progress(
-                counts, total=self.total, elapsed=now - self.started, rate=self.rate()
+                self.last,
+                total=self.total,
+                elapsed=now - self.started,
+                rate=self.rate(),
+                status=self._status(),
             )
             if self.tty:
                 self.stream.write("\r" + line + "\x1b[K")

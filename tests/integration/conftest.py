@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +27,69 @@ def pytest_collection_modifyitems(items):
 def run_cli(
     *args: str, timeout: float = 240, cwd: Path = REPO, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """``python -m jobs.online_learning ARGS`` as a user would run it."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.online_learning", *args],
+    """``python -m jobs.online_learning ARGS`` as a user would run it.
+
+    Each run logs Flink to its own directory. A run that outlives ``timeout`` fails the
+    test with what it was doing: the JVM's thread dump (``kill -3``) and the log's tail.
+    """
+    log_dir = Path(tempfile.mkdtemp(prefix="riverflink-flink-log-"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), FLINK_LOG_DIR=str(log_dir), **(env or {}))
+    command = [sys.executable, "-m", "jobs.online_learning", *args]
+    proc = subprocess.Popen(
+        command,
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(_hang_report(proc, timeout, log_dir), pytrace=False)
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+def _session_pids(session: int) -> list:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of stat: the session id
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _hang_report(proc: subprocess.Popen, timeout: float, log_dir: Path) -> str:
+    """Thread dumps of the run's JVMs, then the run killed; what it printed and logged."""
+    for pid in _session_pids(proc.pid):
+        try:
+            if Path(f"/proc/{pid}/exe").resolve().name == "java":
+                os.kill(pid, signal.SIGQUIT)  # the JVM prints its threads to its stdout
+        except OSError:
+            pass
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate()
+    logs = "".join(
+        path.read_text(errors="replace")[-12_000:] for path in sorted(log_dir.glob("*.log"))
+    )
+    threads = [
+        block
+        for block in stdout.split("\n\n")
+        if any(word in block for word in ("learn per key", "Aggregate", "Source:", "Python"))
+    ]
+    return "\n".join(
+        [
+            f"the job ran for over {timeout:.0f} s: {' '.join(proc.args)}",
+            "--- stderr", stderr[-3000:],
+            "--- Flink log (tail)", logs[-8000:],
+            "--- JVM threads of the operators", "\n\n".join(threads)[-12_000:],
+        ]
     )
 
 
