@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -368,6 +369,26 @@ def _use_worker_processes() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
 
 
+def _start_gateway() -> threading.Thread:
+    """Start PyFlink's JVM in the background: about a second, spent while River imports.
+
+    The job's environment, built later, waits for it (PyFlink starts one gateway per
+    process, under a lock); if the JVM cannot start, that wait raises the error.
+    """
+
+    def start():
+        from pyflink.java_gateway import get_gateway
+
+        try:
+            get_gateway()
+        except Exception:  # noqa: BLE001 - raised again where the environment is built
+            pass
+
+    thread = threading.Thread(target=start, name="riverflink-jvm-start", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_job(settings: JobSettings, *, progress=None) -> str | None:
     """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
 
@@ -378,6 +399,18 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
     """
     use_project_conf_dir()
     _use_worker_processes()
+    jvm = _start_gateway()
+    from operators.learner import OnlineLearner
+
+    # River's import and the specs' checks (a bad spec fails here) while the JVM starts.
+    OnlineLearner(
+        model_spec=settings.model,
+        drift_spec=settings.drift,
+        on_drift=settings.on_drift,
+        label_ttl=settings.label_ttl,
+        metric_spec=settings.metric,
+    )
+    jvm.join()
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_configuration(settings)

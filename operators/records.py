@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from math import isfinite
 from typing import Any
 
 __all__ = ["Fields", "Record", "Rejected", "is_blank", "parse_line", "route_bucket", "RAW_LIMIT"]
@@ -81,13 +83,18 @@ def _reject_constant(name: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+#: Characters json.dumps escapes in printable ASCII.
+_PLAIN = re.compile(r'["\\]')
+
+
 def _check_finite(value, name: str = "") -> None:
-    if isinstance(value, dict):
+    if value.__class__ is dict:
         for inner_name, inner in value.items():
-            if inner.__class__ is float:
-                if not math.isfinite(inner):
+            cls = inner.__class__
+            if cls is float:
+                if not isfinite(inner):
                     raise _BadInput(f"number in field {inner_name!r} is out of range (not finite)")
-            elif isinstance(inner, (dict, list)):
+            elif cls is dict or cls is list:
                 _check_finite(inner, inner_name)
     elif isinstance(value, list):
         for inner in value:
@@ -99,6 +106,8 @@ def _check_finite(value, name: str = "") -> None:
 
 def _decode(raw: str | bytes) -> tuple:
     """(text, error): the line as UTF-8 text, or an error for invalid bytes."""
+    if raw.__class__ is str and raw.isascii():  # most lines: ASCII reads the same either way
+        return raw, None
     if isinstance(raw, str):
         try:
             data = raw.encode("latin-1")
@@ -154,7 +163,7 @@ def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected
 
 def _to_record(text: str, fields: Fields) -> Record:
     obj = _DECODER.decode(text)
-    if not isinstance(obj, dict):
+    if obj.__class__ is not dict:
         raise _BadInput(f"a record must be a JSON object, got {type(obj).__name__}")
     _check_finite(obj)
     key = obj.get(fields.key)
@@ -183,18 +192,21 @@ def _to_record(text: str, fields: Fields) -> Record:
     x = {}
     for name in names:
         value = obj[name]
-        if value is None:
-            continue  # a null feature is a missing feature, as in River's sparse dicts
-        if isinstance(value, (dict, list)):
+        cls = value.__class__  # JSON decodes to exactly these types, never subclasses
+        if cls is float or cls is str or cls is bool:
+            x[name] = value
+        elif cls is int:
+            x[name] = _checked_int(value, name)
+        elif value is not None:  # null: a missing feature, as in River's sparse dicts
             raise _BadInput(
                 f"feature {name!r} must be a number, string or boolean, not a JSON "
-                f"{'object' if isinstance(value, dict) else 'list'}"
+                f"{'object' if cls is dict else 'list'}"
             )
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = _checked_int(value, name)
-        x[name] = value
-    if key.__class__ is float:
+    key_cls = key.__class__
+    if key_cls is float:
         key_id = _decimal_text(text, fields.key)
+    elif key_cls is str and key.isascii() and key.isprintable() and _PLAIN.search(key) is None:
+        key_id = f'"{key}"'  # what json.dumps writes for it, without its machinery
     else:
         key_id = json.dumps(key)
     return Record(key=key, key_id=key_id, id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT])

@@ -86,9 +86,12 @@ def _hang_report(proc: subprocess.Popen, timeout: float, log_dir: Path) -> str:
     return "\n".join(
         [
             f"the job ran for over {timeout:.0f} s: {' '.join(proc.args)}",
-            "--- stderr", stderr[-3000:],
-            "--- Flink log (tail)", logs[-8000:],
-            "--- JVM threads of the operators", "\n\n".join(threads)[-12_000:],
+            "--- stderr",
+            stderr[-3000:],
+            "--- Flink log (tail)",
+            logs[-8000:],
+            "--- JVM threads of the operators",
+            "\n\n".join(threads)[-12_000:],
         ]
     )
 

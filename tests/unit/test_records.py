@@ -80,6 +80,30 @@ def test_key_id_tells_number_keys_from_string_keys():
     assert as_number.key_id != as_string.key_id
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "k1",
+        "",
+        "with space",
+        'a"quote',
+        "back\\slash",
+        "tab\t",
+        "\x7f",
+        "\x00",
+        "é",
+        "\u2028",
+        "\U0001f600",
+        "/slash",
+        "<&>",
+    ],
+)
+def test_string_key_id_is_the_keys_json_text(key):
+    # routing, stored state and outputs all name a key by exactly this text
+    line = as_source_line(json.dumps({"key": key, "x": 1}, ensure_ascii=False))
+    assert record(line).key_id == json.dumps(key)
+
+
 @pytest.mark.parametrize("line", ["", " ", "\t  ", "\n", "\r\n", "   \r\n"])
 def test_blank_lines_are_skipped(line):
     assert parse_line(line) is None
