@@ -148,29 +148,40 @@ def read_output_dir(directory) -> OutputSummary:
     labeled: list = []  # (key JSON, n, y_pred, y_true)
     waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
 
-    def curve(key) -> KeyCurve:
-        slot = json.dumps(key)
-        if slot not in keys:
-            keys[slot] = KeyCurve(key)
-        return keys[slot]
+    slots: dict = {}  # (type, key) -> the key's JSON text (1, 1.0 and True are three keys)
+
+    def slot_of(key) -> str:
+        memo = (key.__class__, key)
+        slot = slots.get(memo)
+        if slot is None:
+            slot = slots[memo] = json.dumps(key)
+        return slot
+
+    def curve(slot: str, key) -> KeyCurve:
+        key_curve = keys.get(slot)
+        if key_curve is None:
+            key_curve = keys[slot] = KeyCurve(key)
+        return key_curve
 
     for row in committed_lines(directory / "predictions"):
         counts["predictions"] += 1
-        key_curve = curve(row["key"])
+        slot = slot_of(row["key"])
+        key_curve = curve(slot, row["key"])
         key_curve.records = max(key_curve.records, row["n"] + 1)
         if row["y_true"] is not None:
-            labeled.append((json.dumps(row["key"]), row["n"], row["y_pred"], row["y_true"]))
+            labeled.append((slot, row["n"], row["y_pred"], row["y_true"]))
         elif row["id"] is not None:
-            waiting[json.dumps(row["key"]), json.dumps(row["id"])] = (row["n"], row["y_pred"])
+            waiting[slot, json.dumps(row["id"])] = (row["n"], row["y_pred"])
     for row in committed_lines(directory / "outcomes"):
         counts["outcomes"] += 1
-        curve(row["key"]).delayed += 1
-        n, _ = waiting.get((json.dumps(row["key"]), json.dumps(row["id"])), (None, None))
+        slot = slot_of(row["key"])
+        curve(slot, row["key"]).delayed += 1
+        n, _ = waiting.get((slot, json.dumps(row["id"])), (None, None))
         if n is not None:
-            labeled.append((json.dumps(row["key"]), n, row["y_pred"], row["y_true"]))
+            labeled.append((slot, n, row["y_pred"], row["y_true"]))
     for row in committed_lines(directory / "alerts"):
         counts["alerts"] += 1
-        curve(row["key"]).alerts.append(row["n"])
+        curve(slot_of(row["key"]), row["key"]).alerts.append(row["n"])
     rejected: Counter = Counter()
     for row in committed_lines(directory / "rejected"):
         counts["rejected"] += 1
