@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -369,6 +370,25 @@ def _use_worker_processes() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
 
 
+#: Seconds Ctrl-C waits for Flink to take the cancellation before riverflink exits anyway.
+CANCEL_TIMEOUT = 10.0
+
+
+def wait_for(future, *, timeout: float | None = None, poll: float = 0.2):
+    """``future.result()`` of a PyFlink future, waited for in short sleeps.
+
+    A thread blocked inside a call to the JVM can hold Ctrl-C back for as long as the call
+    lasts; sleeping between quick ``done()`` checks lets it through at once. Raises
+    ``TimeoutError`` after ``timeout`` seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not future.done():
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"Flink did not answer within {timeout:g} s")
+        time.sleep(poll)
+    return future.result()
+
+
 def _start_gateway() -> threading.Thread:
     """Start PyFlink's JVM in the background: about a second, spent while River imports.
 
@@ -437,10 +457,10 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
             return None
         job_client = env.execute_async("riverflink")
         try:
-            job_client.get_job_execution_result().result()
+            wait_for(job_client.get_job_execution_result())  # raises the job's failure
         except KeyboardInterrupt:
             try:  # Ctrl-C may have stopped the JVM too; then there is nothing to cancel
-                job_client.cancel().result()
+                wait_for(job_client.cancel(), timeout=CANCEL_TIMEOUT)
             except Exception:  # noqa: BLE001
                 pass
             raise
@@ -467,7 +487,7 @@ def _run_to_savepoint(env, settings: JobSettings) -> str:
     except BaseException:
         status = str(job_client.get_job_status().result())
         if status not in ("FAILED", "CANCELED", "FINISHED"):
-            job_client.cancel().result()
+            wait_for(job_client.cancel(), timeout=CANCEL_TIMEOUT)
         raise
 
 
