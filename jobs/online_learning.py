@@ -426,15 +426,16 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
     jvm = _start_gateway()
     from operators.learner import OnlineLearner
 
-    # River's import and the specs' checks (a bad spec fails here) while the JVM starts.
-    OnlineLearner(
-        model_spec=settings.model,
-        drift_spec=settings.drift,
-        on_drift=settings.on_drift,
-        label_ttl=settings.label_ttl,
-        metric_spec=settings.metric,
-    )
-    jvm.join()
+    try:  # River's import and the specs' checks (a bad spec fails here) while the JVM starts
+        OnlineLearner(
+            model_spec=settings.model,
+            drift_spec=settings.drift,
+            on_drift=settings.on_drift,
+            label_ttl=settings.label_ttl,
+            metric_spec=settings.metric,
+        )
+    finally:
+        jvm.join()  # a JVM left half-started would print its own complaint after we exit
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_configuration(settings)

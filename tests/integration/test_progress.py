@@ -58,6 +58,8 @@ def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: a background launch (`make test &`) would pass SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
