@@ -420,9 +420,10 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
     use_project_conf_dir()
     _use_worker_processes()
     if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a JVM of our own: start it fast
-        from jobs.jvm_archive import use_archive
+        from jobs.jvm_archive import use_archive, use_lean_flags
 
         use_archive()
+        use_lean_flags()
     jvm = _start_gateway()
     from operators.learner import OnlineLearner
 

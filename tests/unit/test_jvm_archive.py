@@ -48,3 +48,25 @@ def test_the_archive_lives_in_this_environment_named_by_flink_version():
     path = jvm_archive.archive_path()
     assert path.is_relative_to(sys.prefix)
     assert __version__ in path.name
+
+
+def test_lean_flags_added_once(monkeypatch):
+    monkeypatch.setenv("JVM_ARGS", "-Xmx2g")
+    assert jvm_archive.use_lean_flags() == list(jvm_archive.LEAN_FLAGS)
+    assert jvm_archive.use_lean_flags() == []
+    assert os.environ["JVM_ARGS"].split() == ["-Xmx2g", *jvm_archive.LEAN_FLAGS]
+
+
+@pytest.mark.parametrize(
+    ("own", "kept"),
+    [
+        ("-XX:+UseG1GC", "-XX:TieredStopAtLevel=1"),
+        ("-XX:+UseParallelGC -Xmx1g", "-XX:TieredStopAtLevel=1"),
+        ("-XX:TieredStopAtLevel=4", "-XX:+UseSerialGC"),
+        ("-XX:-TieredCompilation", "-XX:+UseSerialGC"),
+    ],
+)
+def test_the_users_own_compiler_or_collector_wins(monkeypatch, own, kept):
+    monkeypatch.setenv("JVM_ARGS", own)
+    assert jvm_archive.use_lean_flags() == [kept]
+    assert os.environ["JVM_ARGS"].split() == [*own.split(), kept]
