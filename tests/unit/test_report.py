@@ -179,3 +179,21 @@ def test_unsupervised_output_has_no_metric_but_still_reports(tmp_path):
 def test_reason_groups_drop_particulars():
     assert reason_group("the model raised ValueError: bad") == "the model raised ValueError"
     assert reason_group("invalid UTF-8 at byte 12: invalid start byte") == "invalid UTF-8 at byte …"
+
+
+def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, monkeypatch):
+    from jobs import outputs
+
+    monkeypatch.setattr(outputs, "_CHUNK", 3)  # chunk boundaries inside the file
+    part = tmp_path / "predictions" / "part-0-0.jsonl"
+    part.parent.mkdir()
+    rows = [{"key": i, "n": i} for i in range(8)]
+    text = [json.dumps(row) + "\n" for row in rows]
+    text[2:2] = ["\n", "  \n", "\n", "\n"]  # a whole chunk of blank lines, then more
+    # A line that is not one object: read as itself, not spliced into its neighbours.
+    text.append("1, 2\n")
+    part.write_text("".join(text))
+    with pytest.raises(json.JSONDecodeError):
+        list(outputs.committed_lines(tmp_path / "predictions"))
+    part.write_text("".join(text[:-1]) + '"a"\n[1]\n')
+    assert list(outputs.committed_lines(tmp_path / "predictions")) == [*rows, "a", [1]]
