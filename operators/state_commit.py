@@ -2,7 +2,7 @@
 
 At the end of every bundle PyFlink's Python worker sends each touched key's map
 state to the JVM and waits for the answer before sending the next. riverflink
-touches one map per routing bucket, so a 20 ms bundle (``--profile latency``)
+touches one map per routing bucket, so a bundle of ``--profile latency``
 can wait for dozens of round trips in a row: measured, about a third of the
 worker's time at 2,000 records/s.
 
