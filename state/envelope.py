@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import pickle
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import river
@@ -104,13 +105,6 @@ def dumps(state: KeyState) -> bytes:
     >>> loads(blob).n
     3
     """
-    header = {
-        "format": FORMAT_VERSION,
-        "river": river.__version__,
-        "model": state.model_spec,
-        "drift": state.drift_spec,
-        "metric": state.metric_spec,
-    }
     payload = (
         state.model,
         state.detector,
@@ -123,8 +117,21 @@ def dumps(state: KeyState) -> bytes:
         state.expiry_timer,
         state.metric,
     )
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return MAGIC + head + b"\n" + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    head = _header(state.model_spec, state.drift_spec, state.metric_spec)
+    return head + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@lru_cache(maxsize=64)
+def _header(model_spec: str, drift_spec: str, metric_spec: str) -> bytes:
+    """Magic, header line and newline: the same bytes for every key of a job, built once."""
+    header = {
+        "format": FORMAT_VERSION,
+        "river": river.__version__,
+        "model": model_spec,
+        "drift": drift_spec,
+        "metric": metric_spec,
+    }
+    return MAGIC + json.dumps(header, separators=(",", ":")).encode() + b"\n"
 
 
 def _restore(blob: bytes) -> KeyState:
