@@ -1,6 +1,6 @@
 """`make bench`: the job against a plain River loop, side by side, on the same data.
 
-    python -m benchmarks.throughput [--records 300000] [--keys 1000] [--repeat 3]
+    python -m benchmarks.throughput [--records 300000] [--keys 1000] [--seed 1] [--repeat 3]
 
 Every figure is a whole process, start-up included (a user waits for that too),
 timed wall-clock; with --repeat > 1 the median is reported. The memory high-water
@@ -183,6 +183,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument(
+        "--seed", type=int, default=1, help="of the generated data (another seed: other data)"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--state-keys", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=2000, help="socket feed, records/s")
@@ -198,10 +201,10 @@ def main(argv=None) -> int:
     work = REPO / "out" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     source = work / "input.jsonl"
-    generate(source, args.records, args.keys)
+    generate(source, args.records, args.keys, seed=args.seed)
     print(
         f"riverflink benchmark: {args.records:,} records, {args.keys:,} keys, 10 features, "
-        f"drift none, median of {args.repeat}"
+        f"drift none, data seed {args.seed}, median of {args.repeat}"
     )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
