@@ -21,6 +21,7 @@ __all__ = ["build_job", "run_job", "main"]
 
 UIDS = {
     "source": "riverflink-source",
+    "route": "riverflink-route",
     "learn": "riverflink-learn-per-key",
     "predictions": "riverflink-sink-predictions",
     "alerts": "riverflink-sink-alerts",
@@ -232,6 +233,51 @@ def _key_text_sql(field: str) -> str:
 
 def _routed(env, lines, settings: JobSettings):
     """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
+
+    riverflink's own operator does it (:mod:`jobs.java_router`), or Flink SQL where
+    that cannot be built.
+    """
+    from jobs.java_router import router_jar
+
+    jar = router_jar()
+    if jar is None:
+        return _routed_sql(env, lines, settings)
+    return _routed_java(env, lines, settings, jar)
+
+
+def _routed_java(env, lines, settings: JobSettings, jar: Path):
+    """Lines keyed by routing bucket, by riverflink's router (``operators/java``)."""
+    from pyflink.common import Types
+    from pyflink.datastream import DataStream
+    from pyflink.datastream.data_stream import KeyedStream
+    from pyflink.java_gateway import get_gateway
+
+    from jobs.java_router import CLASS_NAME
+    from state.descriptors import ROUTING_BUCKETS
+
+    env.add_jars(jar.as_uri())
+    tuning = settings.tuning
+    batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
+    gateway = get_gateway()
+    router = gateway.jvm.Thread.currentThread().getContextClassLoader().loadClass(CLASS_NAME)
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 4)
+    args[0], args[1] = settings.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
+    args[2] = gateway.jvm.java.lang.Integer(batch_lines)
+    args[3] = gateway.jvm.java.lang.Long(tuning["batch_ms"])
+    operator = router.getConstructors()[0].newInstance(args)
+    row_type = Types.ROW([Types.INT(), Types.BASIC_ARRAY(Types.STRING())])
+    j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)
+    j_rows.uid(UIDS["route"])
+    if settings.is_socket:
+        j_rows.setParallelism(1)  # chained to the socket source, which reads alone
+    rows = DataStream(j_rows)
+    selector = gateway.jvm.org.apache.flink.streaming.api.functions.python
+    j_keyed = j_rows.keyBy(selector.KeyByKeySelector())
+    return KeyedStream(j_keyed, Types.INT(), rows)
+
+
+def _routed_sql(env, lines, settings: JobSettings):
+    """Lines keyed by routing bucket, by Flink SQL (where the router cannot be built).
 
     The bucket comes from Flink SQL: the key field's text (``JSON_VALUE`` of the line,
     decoded as UTF-8) hashed into ``ROUTING_BUCKETS``. ``operators.records.route_bucket``

@@ -35,8 +35,20 @@ UNBOUNDED_COMMIT_INTERVAL = 2.0
 #: counters move at each bundle's end. (A socket's lines are never gathered: its last
 #: window would never close.)
 PROFILES = {
-    "latency": {"batch_ms": 0, "bundle_size": 100_000, "bundle_ms": 5, "buffer_ms": 1},
-    "throughput": {"batch_ms": 500, "bundle_size": 100_000, "bundle_ms": 5000, "buffer_ms": 100},
+    "latency": {
+        "batch_ms": 0,
+        "batch_lines": 1,
+        "bundle_size": 100_000,
+        "bundle_ms": 5,
+        "buffer_ms": 1,
+    },
+    "throughput": {
+        "batch_ms": 500,
+        "batch_lines": 256,
+        "bundle_size": 100_000,
+        "bundle_ms": 5000,
+        "buffer_ms": 100,
+    },
 }
 
 

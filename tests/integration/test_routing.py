@@ -1,6 +1,7 @@
 """Flink routes each line by its key, read in Java; one key must always reach one model.
 
-Java (Flink SQL) picks the routing bucket, Python reads the record. The same key
+Java picks the routing bucket (riverflink's router, or Flink SQL where the router
+cannot be built), Python reads the record. The same key
 written in different ways (escaped or raw Unicode, key field first or last, a
 byte-order mark, nested fields of the same name) must land on the same model,
 in both profiles, at parallelism 2, with nothing rejected.
@@ -54,8 +55,10 @@ KEYS = [
 ]
 
 
-@pytest.mark.parametrize("profile", ["latency", "throughput"])
-def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile):
+@pytest.mark.parametrize(
+    ("profile", "router"), [("latency", "java"), ("throughput", "java"), ("throughput", "sql")]
+)
+def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile, router):
     rng = random.Random(11)
     records = []
     for i in range(1200):
@@ -80,6 +83,7 @@ def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile):
         "2",
         "--profile",
         profile,
+        env={"RIVERFLINK_ROUTER": router},
     )
     assert result.returncode == 0, result.stderr
     out = read_output(tmp_path / "out")
@@ -92,28 +96,18 @@ def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile):
     assert by_key(out["predictions"]) == by_key(jsonable(expected))
 
 
-def test_java_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
-    """Flink SQL (the routing) against ``route_bucket`` (the learner's check), line by line."""
+def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
+    """Flink SQL (the fallback routing) against ``route_bucket`` (the learner's check)."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     from jobs.online_learning import _key_text_sql
     from operators.records import Fields, parse_line, route_bucket
     from state.descriptors import ROUTING_BUCKETS
 
-    rng = random.Random(5)
-    values = ["u1", "é", "😀", 'a"b', "a\\b", "", "tab\there", 0, -0, 12, 10**30, 2.5, 1e2, True]
-    fields = ["key", "user-id", "user id", "k'ey", 'k"ey', "ключ", "a.b", "$"]
-    lines = []
-    for field in fields:
-        for value in values:
-            ensure_ascii = rng.random() < 0.5
-            lines.append((field, json.dumps({"x": 1, field: value}, ensure_ascii=ensure_ascii)))
-            lines.append((field, json.dumps({field: value, "x": 1}, ensure_ascii=ensure_ascii)))
-        lines.append((field, "\ufeff" + json.dumps({field: "bom"})))
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    for field in fields:
-        mine = [line for f, line in lines if f == field]
-        raw = [line.encode("utf-8").decode("latin-1") for line in mine]  # as the sources read
+    lines = _tricky_lines()
+    for field in dict.fromkeys(f for f, _ in lines):
+        raw = [line for f, line in lines if f == field]
         rows = ", ".join("('" + r.replace("'", "''") + "')" for r in raw)
         bucket = f"MOD(HASH_CODE({_key_text_sql(field)}), {ROUTING_BUCKETS})"
         result = t_env.execute_sql(f"SELECT f0, {bucket} FROM (VALUES {rows}) AS T(f0)")
@@ -121,3 +115,45 @@ def test_java_and_python_compute_the_same_bucket_for_any_key_field_and_spelling(
         for line in raw:
             record = parse_line(line, Fields(key=field))
             assert route_bucket(record.key, record.key_id, ROUTING_BUCKETS) == java[line], line
+
+
+def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
+    """riverflink's router (``operators/java``) against ``route_bucket``, line by line."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    from jobs.java_router import router_jar
+    from operators.records import Fields, parse_line, route_bucket
+    from state.descriptors import ROUTING_BUCKETS
+
+    jar = router_jar()
+    assert jar is not None, "the router could not be built (is a JDK installed?)"
+    add_jars_to_context_class_loader([jar.as_uri()])
+    router = get_gateway().jvm.riverflink.RouteLines
+    for field, line in _tricky_lines():
+        record = parse_line(line, Fields(key=field))
+        expected = route_bucket(record.key, record.key_id, ROUTING_BUCKETS)
+        assert router.bucketOf(line, field, ROUTING_BUCKETS) == expected, line
+
+
+def _tricky_lines() -> list:
+    """(key field, raw line as the sources read it): many fields, values and spellings."""
+    rng = random.Random(5)
+    values = ["u1", "é", "😀", 'a"b', "a\\b", "", "tab\there", 0, -0, 12, 10**30, 2.5, 1e2, True]
+    values += [False, -7.25, 1.5e-300, "  spaced  ", "a,b}", "\u00e9"]
+    fields = ["key", "user-id", "user id", "k'ey", 'k"ey', "ключ", "a.b", "$", "_k1"]
+    lines = []
+    for field in fields:
+        for value in values:
+            ensure_ascii = rng.random() < 0.5
+            lines.append((field, json.dumps({"x": 1, field: value}, ensure_ascii=ensure_ascii)))
+            lines.append((field, json.dumps({field: value, "x": 1}, ensure_ascii=ensure_ascii)))
+            spaced = "{ \t" + json.dumps(field) + " :\n " + json.dumps(value) + " }"
+            lines.append((field, spaced))
+        lines.append((field, "\ufeff" + json.dumps({field: "bom"})))
+        duplicate = json.dumps({"x": 1, field: "first"})[:-1] + f", {json.dumps(field)}: 1}}"
+        lines.append((field, duplicate))  # the last one counts, as in Python
+    lines.append(("key", '{"key": 1E2, "x": 1}'))
+    lines.append(("key", '{"key": 100.0, "x": 1}'))
+    lines.append(("key", '{"key": -1.5e3}'))
+    return [(f, line.encode("utf-8").decode("latin-1")) for f, line in lines]

@@ -1,0 +1,193 @@
+package riverflink;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.DeserializationFeature;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+
+/**
+ * riverflink's router: raw input lines in, (routing bucket, lines of that bucket) out.
+ *
+ * <p>The bucket of a line is its key field's text (what Flink SQL's {@code JSON_VALUE} gives,
+ * or the empty string) hashed like Flink SQL's {@code HASH_CODE}, modulo the number of buckets;
+ * {@code operators.records.route_bucket} is the same function in Python, and the learner checks
+ * every key against it. Lines are gathered per bucket and sent on when a bucket holds
+ * {@code batchLines} lines, every {@code batchMillis} milliseconds, before every checkpoint
+ * barrier and at the end of the input. The operator keeps no state: a checkpoint finds every
+ * line it read already sent on, ahead of the barrier.
+ */
+public class RouteLines extends AbstractStreamOperator<Row>
+        implements OneInputStreamOperator<String, Row>, BoundedOneInput {
+
+    private static final long serialVersionUID = 1L;
+    // Numbers are read exactly as written (100.0 stays 100.0, 1e2 becomes 1E+2), as JSON_VALUE.
+    private static final ObjectMapper JSON =
+            new ObjectMapper()
+                    .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+                    .setNodeFactory(JsonNodeFactory.withExactBigDecimals(true));
+
+    private final String keyField;
+    private final int buckets;
+    private final int batchLines;
+    private final long batchMillis;
+    private final char[] quotedField;
+
+    private transient List<String>[] pending;
+    private transient int waiting;
+
+    public RouteLines(String keyField, int buckets, int batchLines, long batchMillis) {
+        this.keyField = keyField;
+        this.buckets = buckets;
+        this.batchLines = Math.max(1, batchLines);
+        this.batchMillis = batchMillis;
+        this.quotedField = ('"' + keyField + '"').toCharArray();
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void open() throws Exception {
+        super.open();
+        pending = new List[buckets];
+        if (batchLines > 1 && batchMillis > 0) {
+            getProcessingTimeService().scheduleWithFixedDelay(t -> flushAll(), batchMillis, batchMillis);
+        }
+    }
+
+    @Override
+    public void processElement(StreamRecord<String> element) throws Exception {
+        String line = element.getValue();
+        int bucket = bucketOf(line, keyField, quotedField, buckets);
+        if (batchLines == 1) {
+            output.collect(new StreamRecord<>(Row.of(bucket, new String[] {line})));
+            return;
+        }
+        List<String> lines = pending[bucket];
+        if (lines == null) {
+            lines = pending[bucket] = new ArrayList<>();
+        }
+        lines.add(line);
+        waiting++;
+        if (lines.size() >= batchLines) {
+            send(bucket);
+        }
+    }
+
+    private void send(int bucket) {
+        List<String> lines = pending[bucket];
+        waiting -= lines.size();
+        output.collect(new StreamRecord<>(Row.of(bucket, lines.toArray(new String[0]))));
+        lines.clear();
+    }
+
+    private void flushAll() {
+        if (waiting == 0) {
+            return;
+        }
+        for (int bucket = 0; bucket < buckets; bucket++) {
+            if (pending[bucket] != null && !pending[bucket].isEmpty()) {
+                send(bucket);
+            }
+        }
+    }
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        flushAll();
+        super.prepareSnapshotPreBarrier(checkpointId);
+    }
+
+    @Override
+    public void endInput() throws Exception {
+        flushAll();
+    }
+
+    @Override
+    public void finish() throws Exception {
+        flushAll();
+        super.finish();
+    }
+
+    /** The bucket of one raw line (bytes as ISO-8859-1 characters). */
+    public static int bucketOf(String line, String keyField, int buckets) {
+        return bucketOf(line, keyField, ('"' + keyField + '"').toCharArray(), buckets);
+    }
+
+    private static int bucketOf(String line, String keyField, char[] quotedField, int buckets) {
+        int hash = Math.abs(keyText(line, keyField, quotedField).hashCode());
+        return hash % buckets;
+    }
+
+    /** The key field's text, as JSON_VALUE gives it; "" for none. */
+    public static String keyText(String line, String keyField) {
+        return keyText(line, keyField, ('"' + keyField + '"').toCharArray());
+    }
+
+    private static String keyText(String line, String keyField, char[] quotedField) {
+        String fast = leadingPlainString(line, quotedField);
+        return fast != null ? fast : parsedKeyText(line, keyField);
+    }
+
+    private static boolean isSpace(char c) {
+        // Java regex \s: the whitespace the SQL router's fast path allowed.
+        return c == ' ' || c == '\t' || c == '\n' || c == 0x0B || c == '\f' || c == '\r';
+    }
+
+    /**
+     * The key of a line that starts {@code {"<field>": "<plain ASCII>"} followed by , or }: the
+     * common case, cut out without parsing. Null for any other line.
+     */
+    private static String leadingPlainString(String line, char[] quotedField) {
+        int n = line.length();
+        int i = 0;
+        while (i < n && isSpace(line.charAt(i))) i++;
+        if (i >= n || line.charAt(i) != '{') return null;
+        i++;
+        while (i < n && isSpace(line.charAt(i))) i++;
+        if (!line.startsWith(new String(quotedField), i)) return null;
+        i += quotedField.length;
+        while (i < n && isSpace(line.charAt(i))) i++;
+        if (i >= n || line.charAt(i) != ':') return null;
+        i++;
+        while (i < n && isSpace(line.charAt(i))) i++;
+        if (i >= n || line.charAt(i) != '"') return null;
+        int start = ++i;
+        while (i < n) {
+            char c = line.charAt(i);
+            if (c == '"') break;
+            if (c < 0x20 || c > 0x7e || c == '\\') return null;
+            i++;
+        }
+        if (i >= n) return null;
+        int end = i++;
+        while (i < n && isSpace(line.charAt(i))) i++;
+        if (i >= n || (line.charAt(i) != ',' && line.charAt(i) != '}')) return null;
+        return line.substring(start, end);
+    }
+
+    private static String parsedKeyText(String line, String keyField) {
+        String text = new String(line.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8);
+        if (text.startsWith("\uFEFF")) text = text.substring(1);
+        JsonNode value;
+        try {
+            JsonNode root = JSON.readTree(text);
+            value = root == null || !root.isObject() ? null : root.get(keyField);
+        } catch (Exception e) {
+            return "";
+        }
+        if (value == null) return "";
+        if (value.isTextual()) return value.textValue();
+        if (value.isBoolean()) return value.booleanValue() ? "true" : "false";
+        if (value.isIntegralNumber()) return value.bigIntegerValue().toString();
+        if (value.isNumber()) return value.decimalValue().toString();
+        return "";
+    }
+}
