@@ -32,6 +32,7 @@ __all__ = ["CLASS_NAME", "build_jar", "jar_path", "router_jar"]
 #: The operator's Java class.
 CLASS_NAME = "riverflink.RouteLines"
 
+
 def _sources() -> list:
     root = Path(__file__).resolve().parent.parent / "operators" / "java"
     return sorted(root.glob("**/*.java"))
