@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	@# the JVM class archive: every local run starts about 3 s faster (needs Java)
+	@# the Java router (needs javac) and the JVM class archive: local runs start faster
 	$(BIN)/riverflink warm-up || echo "riverflink: no class archive; runs start the slow way"
 	touch $(STAMP)
 

@@ -64,10 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--png", metavar="DIR", help="PNG figures into DIR instead")
     commands.add_parser(
         "warm-up",
-        help="write the JVM class archive that starts local runs about 3 s faster",
-        description="Run a small job once so that its JVM writes a class-data archive into "
-        "this Python environment (about 150 MB); local runs then start faster. Run it again "
-        "after upgrading Java or apache-flink.",
+        help="build the router and the JVM class archive that starts local runs faster",
+        description="Compile riverflink's Java router (needs a JDK's javac), then run a small "
+        "job once so that its JVM writes a class-data archive into this Python environment "
+        "(about 150 MB); local runs then start faster. Run it again after upgrading Java or "
+        "apache-flink.",
     )
     return parser
 
@@ -318,8 +319,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _warm_up() -> int:
+    from jobs.java_router import build_jar, jar_path
     from jobs.jvm_archive import build_archive
 
+    path = jar_path()
+    if not path.is_file():
+        try:
+            build_jar(path)
+            print(f"riverflink: built the router {path}", file=sys.stderr)
+        except (RuntimeError, OSError) as exc:
+            print(
+                f"riverflink: could not build the router, so jobs route in Flink SQL "
+                f"(slower): {exc}",
+                file=sys.stderr,
+            )
     try:
         path, took = build_archive()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:

@@ -1,0 +1,43 @@
+"""Finding and building riverflink's Java router (compiling it is covered by the routing tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import java_router
+
+
+def test_the_jar_name_follows_the_sources(tmp_path, monkeypatch):
+    source = tmp_path / "riverflink" / "RouteLines.java"
+    source.parent.mkdir()
+    source.write_text("class A {}")
+    monkeypatch.setattr(java_router, "_sources", lambda: [source])
+    first = java_router.jar_path()
+    source.write_text("class A { int changed; }")
+    assert java_router.jar_path() != first  # an edited router is built anew, never stale
+    assert first.name.startswith("riverflink-router-") and first.suffix == ".jar"
+
+
+def test_without_javac_the_build_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="openjdk-17-jdk-headless"):
+        java_router.build_jar(tmp_path / "router.jar")
+
+
+def test_without_javac_jobs_route_in_sql(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(java_router, "jar_path", lambda: tmp_path / "missing.jar")
+    assert java_router.router_jar() is None
+
+
+def test_sql_routing_can_be_chosen(monkeypatch):
+    monkeypatch.setenv("RIVERFLINK_ROUTER", "sql")
+    assert java_router.router_jar() is None
+
+
+def test_a_built_router_is_used_as_it_is(tmp_path, monkeypatch):
+    jar = tmp_path / "router.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.delenv("RIVERFLINK_ROUTER", raising=False)
+    monkeypatch.setattr(java_router, "jar_path", lambda: jar)
+    assert java_router.router_jar() == jar
