@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["latest_checkpoint"]
+__all__ = ["execution_mode_of", "holds_sql_windows", "latest_checkpoint"]
 
 
 def latest_checkpoint(checkpoint_dir: str) -> Path | None:
@@ -59,3 +59,21 @@ def execution_mode_of(checkpoint: str, state_name: str) -> str | None:
     if len(found) == 1:
         return found.pop()
     return None if not found else "mixed"
+
+
+#: The state of the Flink SQL window that gathered lines before riverflink had its router.
+_SQL_WINDOW_STATE = b"window-aggs"
+
+
+def holds_sql_windows(checkpoint: str) -> bool:
+    """Whether the checkpoint holds Flink SQL window state: lines gathered by SQL routing.
+
+    Only a job that routes in SQL again can claim those lines; with riverflink's router
+    they would be dropped unread.
+    """
+    root = Path(checkpoint)
+    if root.is_file():
+        root = root.parent
+    if not root.is_dir():
+        return False
+    return any(_SQL_WINDOW_STATE in chunk for chunk in _state_names_in(root))

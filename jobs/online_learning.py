@@ -192,15 +192,21 @@ def _source(env, settings: JobSettings):
     )
 
 
+def _restore_path(env, settings: JobSettings) -> str | None:
+    """The checkpoint or savepoint the job starts from (--restore, or `flink run -s`), if any."""
+    j_conf = env._j_stream_execution_environment.getConfiguration()
+    for key in ("execution.state-recovery.path", "execution.savepoint.path"):
+        value = j_conf.getString(key, "")
+        if value:
+            from jobs.exit_savepoint import local_path
+
+            return local_path(value)
+    return settings.restore
+
+
 def _restoring(env, settings: JobSettings) -> bool:
     """Whether the job starts from a checkpoint or savepoint (--restore, or `flink run -s`)."""
-    if settings.restore:
-        return True
-    j_conf = env._j_stream_execution_environment.getConfiguration()
-    return any(
-        j_conf.getString(key, "") not in ("", None)
-        for key in ("execution.state-recovery.path", "execution.savepoint.path")
-    )
+    return _restore_path(env, settings) is not None
 
 
 def _json_path(field: str) -> str:
@@ -239,6 +245,17 @@ def _routed(env, lines, settings: JobSettings):
     """
     from jobs.java_router import router_jar
 
+    restore = _restore_path(env, settings)
+    if restore is not None and os.environ.get("RIVERFLINK_ROUTER", "") != "java":
+        from jobs.checkpoints import holds_sql_windows
+
+        if holds_sql_windows(restore):
+            print(
+                f"riverflink: {restore} was written while lines were routed in Flink SQL; "
+                "routing in SQL again, so that the lines it gathered are not lost",
+                file=sys.stderr,
+            )
+            return _routed_sql(env, lines, settings)
     jar = router_jar()
     if jar is None:
         return _routed_sql(env, lines, settings)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 from river import drift
 
 from jobs.outputs import read_output_dir
@@ -83,7 +84,10 @@ def completed_checkpoints(directory):
     return list(directory.glob("*/chk-*/_metadata"))
 
 
-def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
+@pytest.mark.parametrize("first_router", ["java", "sql"])
+def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_router):
+    """Also across routers: a checkpoint of SQL routing (riverflink before its Java router,
+    or without a JDK) holds lines in SQL windows; the resumed run must route in SQL again."""
     records = drifting_stream(200_000, keys=KEYS, seed=32, drift_key="k2")
     source = write_jsonl(tmp_path / "in.jsonl", records)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
@@ -102,7 +106,7 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jobs.online_learning", *args],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -120,8 +124,11 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path):
     partial = read_output(out)["predictions"]
     assert len(partial) < len(records), "killed mid-stream"
 
-    resumed = run_cli(*args, "--restore", "latest")
+    resumed = run_cli(*args, "--restore", "latest", env={"RIVERFLINK_ROUTER": ""})
     assert resumed.returncode == 0, resumed.stderr
+    assert ("routed in Flink SQL; routing in SQL again" in resumed.stderr) == (
+        first_router == "sql"
+    )
     assert_exactly_once(read_output(out), records)
     # the killed run left in-progress files behind; the report reads the output as one run
     summary = read_output_dir(out)

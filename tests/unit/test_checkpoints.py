@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.checkpoints import execution_mode_of
+from jobs.checkpoints import execution_mode_of, holds_sql_windows
 from jobs.exit_savepoint import CommitCounter, count_records, input_files, local_path
 
 NAME = "riverflink-key-state-v1"
@@ -31,6 +31,14 @@ def test_thread_mode_state_is_recognised_in_a_state_file(tmp_path):
 def test_checkpoint_without_model_state(tmp_path):
     chk = write_checkpoint(tmp_path, b"riverflink-source riverflink-parse")
     assert execution_mode_of(str(chk), NAME) is None
+
+
+def test_sql_window_state_is_recognised(tmp_path):
+    chk = write_checkpoint(tmp_path, b"meta", b"\x00\x0bwindow-aggs\x00 ArrayAggAccumulator")
+    assert holds_sql_windows(str(chk)) and holds_sql_windows(str(chk / "_metadata"))
+    plain = write_checkpoint(tmp_path / "other", b"riverflink-source riverflink-route")
+    assert not holds_sql_windows(str(plain))
+    assert not holds_sql_windows(str(tmp_path / "missing"))
 
 
 def test_input_files_skip_hidden_and_underscore_files(tmp_path):
