@@ -204,6 +204,18 @@ def _restore_path(env, settings: JobSettings) -> str | None:
     return settings.restore
 
 
+def _state_is_read(env, settings: JobSettings) -> bool:
+    """Whether anything but the learning operator itself may read the job's state.
+
+    Checkpoints and savepoints do; a local run of a bounded input without checkpoints
+    takes neither (a failure ends it), so its models need not reach Flink state until
+    they leave the worker's memory.
+    """
+    if "PYFLINK_GATEWAY_PORT" in os.environ or settings.unbounded or settings.savepoint_on_exit:
+        return True  # a cluster's job can be stopped with a savepoint at any time
+    return bool(env.get_checkpoint_config().is_checkpointing_enabled())
+
+
 def _restoring(env, settings: JobSettings) -> bool:
     """Whether the job starts from a checkpoint or savepoint (--restore, or `flink run -s`)."""
     return _restore_path(env, settings) is not None
@@ -388,6 +400,7 @@ def build_job(env, settings: JobSettings) -> None:
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=_restoring(env, settings),
+                write_through=_state_is_read(env, settings),
             ),
             output_type=Types.STRING(),
         )

@@ -87,12 +87,24 @@ class KeyState:
         self.__dict__["since_flush"] = []
         return (_restore, (blob,))
 
-    def remember(self, record) -> None:
-        """Note a change applied since the last flush (replayed by :func:`rollback`)."""
+    def remember(self, record) -> int:
+        """Note a change applied since the last flush (replayed by :func:`rollback`).
+
+        Returns how many changes are noted now.
+        """
         log = self.__dict__.get("since_flush")
         if log is None:
             log = self.__dict__["since_flush"] = []
         log.append(record)
+        return len(log)
+
+    def mark_flushed(self) -> None:
+        """Make the key as it is now the base of :func:`rollback`, as a flush to Flink does.
+
+        For keys that Flink does not flush (see ``LearnPerKey``'s ``write_through``):
+        it bounds the changes kept for a rollback.
+        """
+        self.__reduce__()
 
 
 def dumps(state: KeyState) -> bytes:

@@ -1,0 +1,163 @@
+"""The learning operator's adapter with an in-memory state fake: what reaches Flink state.
+
+With ``write_through`` every touched key is written at the end of each element; without
+it (local bounded runs without checkpoints) only keys leaving memory are. Either way
+the predictions are River's own, rollbacks included.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from river import linear_model, preprocessing
+
+from operators import functions
+from operators.functions import LearnPerKey
+from operators.records import Fields, parse_line, route_bucket
+from state.descriptors import KEY_STATE_NAME, ROUTING_BUCKETS
+from tests.reference import reference_predictions
+
+MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+
+
+class _Counter:
+    def inc(self, n=1):
+        pass
+
+
+class _Metrics:
+    def counter(self, name):
+        return _Counter()
+
+    def gauge(self, name, fn):
+        pass
+
+
+class _MapState(dict):
+    """Flink map state as PyFlink's Python side shows it; counts the writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def put(self, key, value):
+        self.writes += 1
+        self[key] = value
+
+    def remove(self, key):
+        self.pop(key, None)
+
+
+class _Context:
+    """Runtime context (open) and element context (process_element) in one."""
+
+    def __init__(self):
+        self.states = {}
+        self.key = None
+
+    def get_map_state(self, descriptor):
+        return self.states.setdefault(descriptor.name, _MapState())
+
+    def get_metrics_group(self):
+        return _Metrics()
+
+    def get_attempt_number(self):
+        return 0
+
+    def get_current_key(self):
+        return self.key
+
+
+def _records(n=3000, keys=12, bad_every=97):
+    """Labeled records over ``keys`` keys; every ``bad_every``-th also comes with a label
+    the model raises on (half-way through learning: a rollback)."""
+    import random
+
+    rng = random.Random(4)
+    records, lines = [], []
+    for i in range(n):
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(3)}
+        record = {"key": f"k{i % keys}", "id": i, **x, "y": x["f0"] - x["f1"] > 0}
+        records.append(record)
+        lines.append(json.dumps(record))
+        if i % bad_every == 5:
+            lines.append(json.dumps({**record, "id": f"bad-{i}", "y": "cat"}))
+    return records, lines
+
+
+def _run(lines, *, write_through, live_keys=1000, batch=7):
+    function = LearnPerKey(
+        fields=Fields(),
+        model_spec=MODEL,
+        drift_spec="none",
+        on_drift="alert",
+        live_keys=live_keys,
+        restoring=False,
+        write_through=write_through,
+    )
+    context = _Context()
+    function.open(context)
+    outputs = []
+    by_bucket: dict = {}
+    for line in lines:
+        record = parse_line(line)
+        by_bucket.setdefault(route_bucket(record.key, record.key_id, ROUTING_BUCKETS), []).append(
+            line
+        )
+        if sum(map(len, by_bucket.values())) >= batch:  # lines cross in per-bucket batches
+            for bucket, batch_lines in by_bucket.items():
+                context.key = bucket
+                outputs.extend(function.process_element(batch_lines, context))
+            by_bucket.clear()
+    for bucket, batch_lines in by_bucket.items():
+        context.key = bucket
+        outputs.extend(function.process_element(batch_lines, context))
+    predictions = [
+        json.loads(row) for out in outputs if isinstance(out, str) for row in out.split("\n")
+    ]
+    rejected = [out for out in outputs if not isinstance(out, str)]
+    return predictions, rejected, context.states[KEY_STATE_NAME], function
+
+
+def _expected(records):
+    expected, _ = reference_predictions(
+        records, lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    )
+    return sorted(json.dumps(p, sort_keys=True) for p in expected)
+
+
+def _sorted(predictions):
+    return sorted(json.dumps(p, sort_keys=True) for p in predictions)
+
+
+def test_write_through_writes_every_touched_key():
+    records, lines = _records()
+    predictions, rejected, state, _ = _run(lines, write_through=True)
+    assert _sorted(predictions) == _expected(records)
+    assert len(rejected) == len(lines) - len(records)
+    assert set(state) == {json.dumps(f"k{i}") for i in range(12)}
+
+
+@pytest.mark.parametrize("notes, budget", [(256, 200_000), (3, 200_000), (256, 10)])
+def test_without_write_through_nothing_is_written_and_predictions_stay_rivers(
+    monkeypatch, notes, budget
+):
+    monkeypatch.setattr(functions, "ROLLBACK_NOTES", notes)
+    monkeypatch.setattr(functions, "ROLLBACK_BUDGET", budget)
+    records, lines = _records()
+    predictions, rejected, state, function = _run(lines, write_through=False)
+    assert _sorted(predictions) == _expected(records)  # rollbacks replay onto the right base
+    assert len(rejected) == len(lines) - len(records)
+    assert state.writes == 0
+    longest = max(len(s.__dict__.get("since_flush", ())) for s in function.live.values())
+    assert longest < min(notes, budget + 1)
+
+
+def test_without_write_through_keys_leaving_memory_are_written_and_read_back():
+    records, lines = _records(keys=12)
+    predictions, _, state, function = _run(lines, write_through=False, live_keys=5)
+    assert _sorted(predictions) == _expected(records)
+    assert 0 < state.writes and set(state) | set(function.live) == {
+        json.dumps(f"k{i}") for i in range(12)
+    }
