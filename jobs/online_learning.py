@@ -52,14 +52,6 @@ def flink_configuration(settings: JobSettings):
     # else: started by `flink run`, whose -pyexec / -pyarch / config.yaml pick the workers'
     # Python (this configuration would override them: it is stacked on top of the CLI's).
     conf.set_string("parallelism.default", str(settings.parallelism))
-    profile = settings.tuning
-    for key, value in (
-        ("python.fn-execution.bundle.size", str(profile["bundle_size"])),
-        ("python.fn-execution.bundle.time", str(profile["bundle_ms"])),
-        ("execution.buffer-timeout.interval", f"{profile['buffer_ms']} ms"),
-    ):
-        if not conf.contains_key(key):  # flink-conf/config.yaml may pin them
-            conf.set_string(key, value)
 
     if settings.state_backend:
         conf.set_string("state.backend.type", settings.state_backend)
@@ -80,6 +72,18 @@ def flink_configuration(settings: JobSettings):
             conf.set_string("execution.checkpointing.dir", _uri(checkpoint_dir))
     else:
         conf.set_string("restart-strategy.type", "none")
+
+    profile = settings.tuning
+    bundle_size = profile["bundle_size"]
+    if conf.contains_key("execution.checkpointing.interval"):
+        bundle_size = profile.get("checkpointed_bundle_size", bundle_size)
+    for key, value in (
+        ("python.fn-execution.bundle.size", str(bundle_size)),
+        ("python.fn-execution.bundle.time", str(profile["bundle_ms"])),
+        ("execution.buffer-timeout.interval", f"{profile['buffer_ms']} ms"),
+    ):
+        if not conf.contains_key(key):  # flink-conf/config.yaml may pin them
+            conf.set_string(key, value)
 
     restore = settings.restore
     if restore == "latest":
@@ -289,10 +293,11 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path):
     batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
     gateway = get_gateway()
     router = gateway.jvm.Thread.currentThread().getContextClassLoader().loadClass(CLASS_NAME)
-    args = gateway.new_array(gateway.jvm.java.lang.Object, 4)
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 5)
     args[0], args[1] = settings.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
     args[2] = gateway.jvm.java.lang.Integer(batch_lines)
     args[3] = gateway.jvm.java.lang.Long(tuning["batch_ms"])
+    args[4] = gateway.jvm.java.lang.Integer(tuning["held_lines"])
     operator = router.getConstructors()[0].newInstance(args)
     row_type = Types.ROW([Types.INT(), Types.BASIC_ARRAY(Types.STRING())])
     j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)

@@ -28,16 +28,21 @@ UNBOUNDED_COMMIT_INTERVAL = 2.0
 #: process the lines that waited for the previous one; what the timer adds, 5 to 10 ms
 #: after a bundle ends, recurs in every cycle: at 2,000 records/s, 20 ms bundles and
 #: 5 ms buffers measured a median latency of 190 to 314 ms, these 116 and 129 ms.)
-#: throughput: lines are gathered in Java per routing bucket for up to 500 ms and cross
-#: together; bundles end every 5 s (or at a checkpoint). Each bundle's end pickles every
-#: key it touched: on 300,000 records, 1,000 keys, a Hoeffding tree per key took 43.4 and
-#: 43.8 s with 1 s bundles, 37.1 and 37.6 s with 5 s (10 s: 36.8 s). The progress line's
-#: counters move at each bundle's end. (A socket's lines are never gathered: its last
-#: window would never close.)
+#: throughput: the router (jobs.java_router) gathers lines per routing bucket and sends
+#: a bucket's on at 256 lines, every 500 ms, and, when it holds 4,096 in all, the fullest
+#: bucket's; each batch crosses into Python as one element. Bundles end every 5 s (or at
+#: a checkpoint); the progress line's counters move at each bundle's end.
+#: With checkpoints, a bundle also ends after 40 batches (at most about 10,000 lines): a
+#: checkpoint waits until Python has worked through every line sent to it before the
+#: barrier, and Python's bundle and the router's read-ahead are most of those. 100,000
+#: keys, a checkpoint every 2 s: median 2.0 s, longest 5.1 s; without both bounds 16
+#: to 18 s. The price: each bundle's end pickles every key it touched (with write-through,
+#: see LearnPerKey), which for a Hoeffding tree is about 0.9 ms a key.
 PROFILES = {
     "latency": {
         "batch_ms": 0,
         "batch_lines": 1,
+        "held_lines": 1,
         "bundle_size": 100_000,
         "bundle_ms": 5,
         "buffer_ms": 1,
@@ -45,7 +50,9 @@ PROFILES = {
     "throughput": {
         "batch_ms": 500,
         "batch_lines": 256,
+        "held_lines": 4096,
         "bundle_size": 100_000,
+        "checkpointed_bundle_size": 40,
         "bundle_ms": 5000,
         "buffer_ms": 100,
     },

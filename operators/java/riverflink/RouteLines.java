@@ -22,7 +22,8 @@ import org.apache.flink.types.Row;
  * {@code operators.records.route_bucket} is the same function in Python, and the learner checks
  * every key against it. Lines are gathered per bucket and sent on when a bucket holds
  * {@code batchLines} lines, every {@code batchMillis} milliseconds, before every checkpoint
- * barrier and at the end of the input. The operator keeps no state: a checkpoint finds every
+ * barrier and at the end of the input; when it holds {@code maxHeld} lines in all, the fullest
+ * bucket's go. The operator keeps no state: a checkpoint finds every
  * line it read already sent on, ahead of the barrier.
  */
 public class RouteLines extends AbstractStreamOperator<Row>
@@ -39,16 +40,18 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private final int buckets;
     private final int batchLines;
     private final long batchMillis;
+    private final int maxHeld;
     private final char[] quotedField;
 
     private transient List<String>[] pending;
     private transient int waiting;
 
-    public RouteLines(String keyField, int buckets, int batchLines, long batchMillis) {
+    public RouteLines(String keyField, int buckets, int batchLines, long batchMillis, int maxHeld) {
         this.keyField = keyField;
         this.buckets = buckets;
         this.batchLines = Math.max(1, batchLines);
         this.batchMillis = batchMillis;
+        this.maxHeld = Math.max(1, maxHeld);
         this.quotedField = ('"' + keyField + '"').toCharArray();
     }
 
@@ -78,7 +81,27 @@ public class RouteLines extends AbstractStreamOperator<Row>
         waiting++;
         if (lines.size() >= batchLines) {
             send(bucket);
+        } else if (waiting >= maxHeld) {
+            sendFullest();
         }
+    }
+
+    /**
+     * Bounded read-ahead: lines held here reach Python only after the lines already sent,
+     * and a checkpoint barrier only after both, so the router holds at most maxHeld lines.
+     */
+    private void sendFullest() {
+        int fullest = 0;
+        for (int bucket = 1; bucket < buckets; bucket++) {
+            if (size(bucket) > size(fullest)) {
+                fullest = bucket;
+            }
+        }
+        send(fullest);
+    }
+
+    private int size(int bucket) {
+        return pending[bucket] == null ? 0 : pending[bucket].size();
     }
 
     private void send(int bucket) {
