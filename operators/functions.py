@@ -150,6 +150,11 @@ class LearnPerKey(KeyedProcessFunction):
         self.restored = self.restoring or runtime_context.get_attempt_number() > 0
         self.evicted: set = set()
         self._unflushed = 0  # changes noted for rollbacks in keys Flink does not flush
+        # Without write-through, keys that left ``live`` while another bucket was Flink's
+        # current key, per bucket: written when their bucket is current again (state is
+        # written under the current key only), before anything reads it.
+        self._unwritten: dict = {}
+        self._bucket = None
         self._known_specs = {self.model_spec}
         self._canonical_spec = _canonical(self.model_spec)
         self._seen = 0
@@ -184,6 +189,7 @@ class LearnPerKey(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         bucket = ctx.get_current_key()
+        self._enter(bucket)
         now = time.time()
         out: dict = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}  # JSON lines
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
@@ -259,6 +265,7 @@ class LearnPerKey(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx):
         """Drop the pending predictions of this bucket's keys that waited past --label-ttl."""
+        self._enter(ctx.get_current_key())
         key_ids = self.label_timers.get(timestamp)
         if key_ids is None:
             return iter(())
@@ -338,15 +345,29 @@ class LearnPerKey(KeyedProcessFunction):
         """
         if self.write_through:
             touched[key_id] = key_state
+        else:
+            key_state.__dict__["bucket"] = self._bucket  # not pickled: see envelope.dumps
         self.live[key_id] = key_state
         if len(self.live) > self.live_keys:
             evicted, evicted_state = self.live.popitem(last=False)
             if not self.write_through:
-                self.state.put(evicted, evicted_state)  # from now on only Flink has it
+                bucket = evicted_state.__dict__["bucket"]
+                if bucket == self._bucket:
+                    self.state.put(evicted, evicted_state)  # from now on only Flink has it
+                else:
+                    self._unwritten.setdefault(bucket, {})[evicted] = evicted_state
             elif evicted in touched:  # written now, so a later line of this element reads it
                 self.state.put(evicted, touched.pop(evicted))
             if not self.restored:
                 self.evicted.add(evicted)
+
+    def _enter(self, bucket) -> None:
+        """Flink's current key is now ``bucket``: write its keys that wait for that."""
+        self._bucket = bucket
+        waiting = self._unwritten.pop(bucket, None)
+        if waiting:
+            for key_id, key_state in waiting.items():
+                self.state.put(key_id, key_state)
 
     def _note(self, key_state: envelope.KeyState, change) -> None:
         """Note a change for :meth:`_replay`, bounded where Flink does not flush the key."""

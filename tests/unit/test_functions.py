@@ -34,19 +34,29 @@ class _Metrics:
         pass
 
 
-class _MapState(dict):
-    """Flink map state as PyFlink's Python side shows it; counts the writes."""
+class _MapState:
+    """Flink map state as PyFlink's Python side shows it: one map per current key (bucket)."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, context):
+        self.context = context
+        self.maps: dict = {}
         self.writes = 0
+
+    def _map(self) -> dict:
+        return self.maps.setdefault(self.context.key, {})
 
     def put(self, key, value):
         self.writes += 1
-        self[key] = value
+        self._map()[key] = value
+
+    def get(self, key):
+        return self._map().get(key)
 
     def remove(self, key):
-        self.pop(key, None)
+        self._map().pop(key, None)
+
+    def keys_by_bucket(self) -> dict:
+        return {bucket: set(entries) for bucket, entries in self.maps.items() if entries}
 
 
 class _Context:
@@ -57,7 +67,7 @@ class _Context:
         self.key = None
 
     def get_map_state(self, descriptor):
-        return self.states.setdefault(descriptor.name, _MapState())
+        return self.states.setdefault(descriptor.name, _MapState(self))
 
     def get_metrics_group(self):
         return _Metrics()
@@ -136,7 +146,10 @@ def test_write_through_writes_every_touched_key():
     predictions, rejected, state, _ = _run(lines, write_through=True)
     assert _sorted(predictions) == _expected(records)
     assert len(rejected) == len(lines) - len(records)
-    assert set(state) == {json.dumps(f"k{i}") for i in range(12)}
+    written = state.keys_by_bucket()
+    assert set().union(*written.values()) == {json.dumps(f"k{i}") for i in range(12)}
+    for bucket, key_ids in written.items():  # each key under its own routing bucket
+        assert all(_bucket(key_id) == bucket for key_id in key_ids)
 
 
 @pytest.mark.parametrize("notes, budget", [(256, 200_000), (3, 200_000), (256, 10)])
@@ -156,8 +169,13 @@ def test_without_write_through_nothing_is_written_and_predictions_stay_rivers(
 
 def test_without_write_through_keys_leaving_memory_are_written_and_read_back():
     records, lines = _records(keys=12)
-    predictions, _, state, function = _run(lines, write_through=False, live_keys=5)
+    predictions, _, state, function = _run(lines, write_through=False, live_keys=5, batch=1)
     assert _sorted(predictions) == _expected(records)
-    assert 0 < state.writes and set(state) | set(function.live) == {
-        json.dumps(f"k{i}") for i in range(12)
-    }
+    written = state.keys_by_bucket()
+    assert state.writes > 0
+    for bucket, key_ids in written.items():  # each key under its own routing bucket
+        assert all(_bucket(key_id) == bucket for key_id in key_ids)
+
+
+def _bucket(key_id: str) -> int:
+    return route_bucket(json.loads(key_id), key_id, ROUTING_BUCKETS)
