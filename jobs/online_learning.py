@@ -220,6 +220,21 @@ def _state_is_read(env, settings: JobSettings) -> bool:
     return bool(env.get_checkpoint_config().is_checkpointing_enabled())
 
 
+def _aligned(env) -> bool:
+    """Whether checkpoint barriers wait behind the lines sent before them (not unaligned).
+
+    Only then does the router's checkpoint marker reach the learner before the barrier.
+    """
+    j_conf = env._j_stream_execution_environment.getConfiguration()
+    return not any(
+        j_conf.getString(key, "false").strip().lower() == "true"
+        for key in (
+            "execution.checkpointing.unaligned.enabled",
+            "execution.checkpointing.unaligned",
+        )
+    )
+
+
 def _restoring(env, settings: JobSettings) -> bool:
     """Whether the job starts from a checkpoint or savepoint (--restore, or `flink run -s`)."""
     return _restore_path(env, settings) is not None
@@ -253,11 +268,13 @@ def _key_text_sql(field: str) -> str:
     return f"COALESCE(REGEXP_EXTRACT({raw}, '{fast}', 1), {parsed}, '')"
 
 
-def _routed(env, lines, settings: JobSettings):
+def _routed(env, lines, settings: JobSettings, *, markers: bool = False):
     """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
 
     riverflink's own operator does it (:mod:`jobs.java_router`), or Flink SQL where
-    that cannot be built.
+    that cannot be built. Returns ``(keyed stream, markers)``: with ``markers`` asked
+    for and the router in use, each bucket gets an empty list right before each
+    checkpoint barrier.
     """
     from jobs.java_router import router_jar
 
@@ -271,14 +288,14 @@ def _routed(env, lines, settings: JobSettings):
                 "routing in SQL again, so that the lines it gathered are not lost",
                 file=sys.stderr,
             )
-            return _routed_sql(env, lines, settings)
+            return _routed_sql(env, lines, settings), False
     jar = router_jar()
     if jar is None:
-        return _routed_sql(env, lines, settings)
-    return _routed_java(env, lines, settings, jar)
+        return _routed_sql(env, lines, settings), False
+    return _routed_java(env, lines, settings, jar, markers), markers
 
 
-def _routed_java(env, lines, settings: JobSettings, jar: Path):
+def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool):
     """Lines keyed by routing bucket, by riverflink's router (``operators/java``)."""
     from pyflink.common import Types
     from pyflink.datastream import DataStream
@@ -293,11 +310,12 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path):
     batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
     gateway = get_gateway()
     router = gateway.jvm.Thread.currentThread().getContextClassLoader().loadClass(CLASS_NAME)
-    args = gateway.new_array(gateway.jvm.java.lang.Object, 5)
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 6)
     args[0], args[1] = settings.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
     args[2] = gateway.jvm.java.lang.Integer(batch_lines)
     args[3] = gateway.jvm.java.lang.Long(tuning["batch_ms"])
     args[4] = gateway.jvm.java.lang.Integer(tuning["held_lines"])
+    args[5] = gateway.jvm.java.lang.Boolean(markers)
     operator = router.getConstructors()[0].newInstance(args)
     row_type = Types.ROW([Types.INT(), Types.BASIC_ARRAY(Types.STRING())])
     j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)
@@ -368,7 +386,15 @@ def build_job(env, settings: JobSettings) -> None:
     """Add the riverflink pipeline to ``env``."""
     from pyflink.common import Types
 
-    from operators.functions import ALERTS, OUTCOMES, REJECTED, LearnPerKey
+    from operators.functions import (
+        ALERTS,
+        OUTCOMES,
+        REJECTED,
+        WRITE_AT_CHECKPOINTS,
+        WRITE_EACH_ELEMENT,
+        WRITE_ON_EVICTION,
+        LearnPerKey,
+    )
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
@@ -390,7 +416,8 @@ def build_job(env, settings: JobSettings) -> None:
 
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
-    keyed = _routed(env, lines, settings)
+    state_read = _state_is_read(env, settings)
+    keyed, markers = _routed(env, lines, settings, markers=state_read and _aligned(env))
     # (bucket, str): one line; or (--profile throughput) (bucket, [str]): lines of one bucket
     learned = (
         keyed.process(
@@ -405,7 +432,9 @@ def build_job(env, settings: JobSettings) -> None:
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=_restoring(env, settings),
-                write_through=_state_is_read(env, settings),
+                writes=WRITE_AT_CHECKPOINTS
+                if markers
+                else (WRITE_EACH_ELEMENT if state_read else WRITE_ON_EVICTION),
             ),
             output_type=Types.STRING(),
         )

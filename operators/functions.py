@@ -31,7 +31,15 @@ from operators.state_commit import pipeline_commits
 from state import envelope
 from state.descriptors import ROUTING_BUCKETS, key_state_descriptor, label_timers_descriptor
 
-__all__ = ["ALERTS", "OUTCOMES", "REJECTED", "LearnPerKey"]
+__all__ = [
+    "ALERTS",
+    "OUTCOMES",
+    "REJECTED",
+    "WRITE_AT_CHECKPOINTS",
+    "WRITE_EACH_ELEMENT",
+    "WRITE_ON_EVICTION",
+    "LearnPerKey",
+]
 
 #: Flink counters of the learning operator (web UI / REST: ``riverflink_<name>``).
 METRICS = (
@@ -59,12 +67,17 @@ _COUNTED = {
     Rejected: "rejected",
 }
 
-#: Without ``write_through``, a key's changes noted for a rollback (see ``_replay``) are
+#: Unless every element writes its keys, a key's changes noted for a rollback (see ``_replay``) are
 #: folded into a pickled copy of the key after this many, and every key's after this many
 #: in all: memory stays bounded, and a Hoeffding tree (about 80 KB, 0.9 ms to pickle) is
 #: pickled once per 256 of its records instead of at every bundle's end.
 ROLLBACK_NOTES = 256
 ROLLBACK_BUDGET = 200_000
+
+#: When ``LearnPerKey`` writes a key's model to Flink state (see its docstring).
+WRITE_EACH_ELEMENT = "element"
+WRITE_AT_CHECKPOINTS = "checkpoint"
+WRITE_ON_EVICTION = "eviction"
 
 ALERTS = OutputTag("alerts", Types.STRING())
 OUTCOMES = OutputTag("outcomes", Types.STRING())
@@ -94,10 +107,15 @@ def _injected_failure():
 class LearnPerKey(KeyedProcessFunction):
     """Per line: parse, find the key's model, run one learning step, write it back, emit.
 
-    With ``write_through`` (the default) every key an element touched is written to Flink
-    state at the element's end, so every checkpoint and savepoint holds every model. A
-    local run of a bounded input without checkpoints turns it off: no one reads its state
-    but this worker, so a key is written only when it leaves memory (``live_keys``).
+    ``writes`` says when a key's model goes to Flink state (pickled by PyFlink at the end
+    of the bundle), so that every checkpoint and savepoint holds every model:
+
+    - ``WRITE_EACH_ELEMENT`` (the default): every key an element touched, at its end.
+    - ``WRITE_AT_CHECKPOINTS``: the changed keys of a bucket when the router's checkpoint
+      marker for that bucket arrives (an empty list of lines, sent right ahead of each
+      barrier; aligned checkpoints only), and keys leaving memory (``live_keys``).
+    - ``WRITE_ON_EVICTION``: only keys leaving memory. For a local run of a bounded input
+      without checkpoints, whose state no one reads but this worker.
     """
 
     def __init__(
@@ -113,7 +131,7 @@ class LearnPerKey(KeyedProcessFunction):
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
-        write_through: bool = True,
+        writes: str = "element",
     ):
         self.fields = fields
         self.model_spec = model_spec
@@ -125,7 +143,10 @@ class LearnPerKey(KeyedProcessFunction):
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
-        self.write_through = write_through
+        if writes not in (WRITE_EACH_ELEMENT, WRITE_AT_CHECKPOINTS, WRITE_ON_EVICTION):
+            raise ValueError(f"writes must be one of element, checkpoint, eviction: {writes!r}")
+        self.writes = writes
+        self.write_through = writes == WRITE_EACH_ELEMENT
 
     def open(self, runtime_context: RuntimeContext):
         pipeline_commits()
@@ -154,6 +175,7 @@ class LearnPerKey(KeyedProcessFunction):
         # current key, per bucket: written when their bucket is current again (state is
         # written under the current key only), before anything reads it.
         self._unwritten: dict = {}
+        self._dirty: dict = {}  # WRITE_AT_CHECKPOINTS: bucket -> {key_id: KeyState} changed
         self._bucket = None
         self._known_specs = {self.model_spec}
         self._canonical_spec = _canonical(self.model_spec)
@@ -190,6 +212,10 @@ class LearnPerKey(KeyedProcessFunction):
     def process_element(self, value, ctx):
         bucket = ctx.get_current_key()
         self._enter(bucket)
+        if not value:  # the router's checkpoint marker: the barrier follows
+            for key_id, key_state in self._dirty.pop(bucket, {}).items():
+                self.state.put(key_id, key_state)
+            return
         now = time.time()
         out: dict = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}  # JSON lines
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
@@ -341,17 +367,21 @@ class LearnPerKey(KeyedProcessFunction):
 
         PyFlink holds written map entries in its write cache and pickles each once, at
         the end of the bundle (a checkpoint ends the bundle first). Without
-        ``write_through`` a key is written only when it leaves ``live``.
+        ``WRITE_EACH_ELEMENT`` a key is written at its bucket's checkpoint marker, or when
+        it leaves ``live``.
         """
         if self.write_through:
             touched[key_id] = key_state
         else:
             key_state.__dict__["bucket"] = self._bucket  # not pickled: see envelope.dumps
+            if self.writes == WRITE_AT_CHECKPOINTS:
+                self._dirty.setdefault(self._bucket, {})[key_id] = key_state
         self.live[key_id] = key_state
         if len(self.live) > self.live_keys:
             evicted, evicted_state = self.live.popitem(last=False)
             if not self.write_through:
                 bucket = evicted_state.__dict__["bucket"]
+                self._dirty.get(bucket, {}).pop(evicted, None)  # written now or on return
                 if bucket == self._bucket:
                     self.state.put(evicted, evicted_state)  # from now on only Flink has it
                 else:

@@ -1,19 +1,25 @@
 """The learning operator's adapter with an in-memory state fake: what reaches Flink state.
 
-With ``write_through`` every touched key is written at the end of each element; without
-it (local bounded runs without checkpoints) only keys leaving memory are. Either way
-the predictions are River's own, rollbacks included.
+Every touched key is written at the end of each element, or a bucket's changed keys at
+the router's checkpoint marker for it, or (local bounded runs without checkpoints) only
+keys leaving memory. Either way the predictions are River's own, rollbacks included.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 from river import linear_model, preprocessing
 
 from operators import functions
-from operators.functions import LearnPerKey
+from operators.functions import (
+    WRITE_AT_CHECKPOINTS,
+    WRITE_EACH_ELEMENT,
+    WRITE_ON_EVICTION,
+    LearnPerKey,
+)
 from operators.records import Fields, parse_line, route_bucket
 from state.descriptors import KEY_STATE_NAME, ROUTING_BUCKETS
 from tests.reference import reference_predictions
@@ -47,10 +53,11 @@ class _MapState:
 
     def put(self, key, value):
         self.writes += 1
-        self._map()[key] = value
+        self._map()[key] = pickle.dumps(value)  # PyFlink pickles at the bundle's end
 
     def get(self, key):
-        return self._map().get(key)
+        blob = self._map().get(key)
+        return None if blob is None else pickle.loads(blob)
 
     def remove(self, key):
         self._map().pop(key, None)
@@ -96,7 +103,7 @@ def _records(n=3000, keys=12, bad_every=97):
     return records, lines
 
 
-def _run(lines, *, write_through, live_keys=1000, batch=7):
+def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None):
     function = LearnPerKey(
         fields=Fields(),
         model_spec=MODEL,
@@ -104,7 +111,7 @@ def _run(lines, *, write_through, live_keys=1000, batch=7):
         on_drift="alert",
         live_keys=live_keys,
         restoring=False,
-        write_through=write_through,
+        writes=writes,
     )
     context = _Context()
     function.open(context)
@@ -120,6 +127,8 @@ def _run(lines, *, write_through, live_keys=1000, batch=7):
                 context.key = bucket
                 outputs.extend(function.process_element(batch_lines, context))
             by_bucket.clear()
+            if on_batch is not None:
+                on_batch(function, context)
     for bucket, batch_lines in by_bucket.items():
         context.key = bucket
         outputs.extend(function.process_element(batch_lines, context))
@@ -143,7 +152,7 @@ def _sorted(predictions):
 
 def test_write_through_writes_every_touched_key():
     records, lines = _records()
-    predictions, rejected, state, _ = _run(lines, write_through=True)
+    predictions, rejected, state, _ = _run(lines, writes=WRITE_EACH_ELEMENT)
     assert _sorted(predictions) == _expected(records)
     assert len(rejected) == len(lines) - len(records)
     written = state.keys_by_bucket()
@@ -153,13 +162,13 @@ def test_write_through_writes_every_touched_key():
 
 
 @pytest.mark.parametrize("notes, budget", [(256, 200_000), (3, 200_000), (256, 10)])
-def test_without_write_through_nothing_is_written_and_predictions_stay_rivers(
+def test_without_checkpoints_nothing_is_written_and_predictions_stay_rivers(
     monkeypatch, notes, budget
 ):
     monkeypatch.setattr(functions, "ROLLBACK_NOTES", notes)
     monkeypatch.setattr(functions, "ROLLBACK_BUDGET", budget)
     records, lines = _records()
-    predictions, rejected, state, function = _run(lines, write_through=False)
+    predictions, rejected, state, function = _run(lines, writes=WRITE_ON_EVICTION)
     assert _sorted(predictions) == _expected(records)  # rollbacks replay onto the right base
     assert len(rejected) == len(lines) - len(records)
     assert state.writes == 0
@@ -167,9 +176,10 @@ def test_without_write_through_nothing_is_written_and_predictions_stay_rivers(
     assert longest < min(notes, budget + 1)
 
 
-def test_without_write_through_keys_leaving_memory_are_written_and_read_back():
+@pytest.mark.parametrize("writes", [WRITE_ON_EVICTION, WRITE_AT_CHECKPOINTS])
+def test_keys_leaving_memory_are_written_and_read_back(writes):
     records, lines = _records(keys=12)
-    predictions, _, state, function = _run(lines, write_through=False, live_keys=5, batch=1)
+    predictions, _, state, function = _run(lines, writes=writes, live_keys=5, batch=1)
     assert _sorted(predictions) == _expected(records)
     written = state.keys_by_bucket()
     assert state.writes > 0
@@ -179,3 +189,32 @@ def test_without_write_through_keys_leaving_memory_are_written_and_read_back():
 
 def _bucket(key_id: str) -> int:
     return route_bucket(json.loads(key_id), key_id, ROUTING_BUCKETS)
+
+
+@pytest.mark.parametrize("live_keys", [1000, 5])
+def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_keys):
+    """The router sends every bucket an empty list right ahead of each barrier; what Flink
+    holds for each key then must count every record of that key that came before."""
+    records, lines = _records()
+    checked = []
+
+    def checkpoint(function, context):
+        for bucket in range(ROUTING_BUCKETS):  # the markers, then the barrier
+            context.key = bucket
+            assert list(function.process_element([], context)) == []
+        state = context.states[KEY_STATE_NAME]
+        for bucket, entries in state.maps.items():
+            context.key = bucket
+            for key_id in entries:
+                expected = function.live.get(key_id)
+                if expected is not None:
+                    assert state.get(key_id).n == expected.n, key_id
+                    checked.append(key_id)
+
+    predictions, _, state, function = _run(
+        lines, writes=WRITE_AT_CHECKPOINTS, live_keys=live_keys, batch=50, on_batch=checkpoint
+    )
+    assert _sorted(predictions) == _expected(records)
+    assert len(checked) > 100
+    if live_keys == 1000:  # nothing leaves memory: only the markers write
+        assert state.writes <= 12 * (len(lines) // 50 + 1)

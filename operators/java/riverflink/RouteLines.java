@@ -23,7 +23,8 @@ import org.apache.flink.types.Row;
  * every key against it. Lines are gathered per bucket and sent on when a bucket holds
  * {@code batchLines} lines, every {@code batchMillis} milliseconds, before every checkpoint
  * barrier and at the end of the input; when it holds {@code maxHeld} lines in all, the fullest
- * bucket's go. The operator keeps no state: a checkpoint finds every
+ * bucket's go. With {@code markers}, it also sends every bucket an empty list right before
+ * each checkpoint barrier (see {@code operators.functions.LearnPerKey}). The operator keeps no state: a checkpoint finds every
  * line it read already sent on, ahead of the barrier.
  */
 public class RouteLines extends AbstractStreamOperator<Row>
@@ -41,17 +42,25 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private final int batchLines;
     private final long batchMillis;
     private final int maxHeld;
+    private final boolean markers;
     private final char[] quotedField;
 
     private transient List<String>[] pending;
     private transient int waiting;
 
-    public RouteLines(String keyField, int buckets, int batchLines, long batchMillis, int maxHeld) {
+    public RouteLines(
+            String keyField,
+            int buckets,
+            int batchLines,
+            long batchMillis,
+            int maxHeld,
+            boolean markers) {
         this.keyField = keyField;
         this.buckets = buckets;
         this.batchLines = Math.max(1, batchLines);
         this.batchMillis = batchMillis;
         this.maxHeld = Math.max(1, maxHeld);
+        this.markers = markers;
         this.quotedField = ('"' + keyField + '"').toCharArray();
     }
 
@@ -125,6 +134,13 @@ public class RouteLines extends AbstractStreamOperator<Row>
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         flushAll();
+        if (markers) {
+            // A checkpoint marker per bucket, an empty list of lines, right ahead of the
+            // barrier: the learner writes the bucket's changed models to Flink state then.
+            for (int bucket = 0; bucket < buckets; bucket++) {
+                output.collect(new StreamRecord<>(Row.of(bucket, new String[0])));
+            }
+        }
         super.prepareSnapshotPreBarrier(checkpointId);
     }
 
