@@ -36,8 +36,7 @@ UNBOUNDED_COMMIT_INTERVAL = 2.0
 #: checkpoint waits until Python has worked through every line sent to it before the
 #: barrier, and Python's bundle and the router's read-ahead are most of those. 100,000
 #: keys, a checkpoint every 2 s: median 2.0 s, longest 5.1 s; without both bounds 16
-#: to 18 s. The price: each bundle's end pickles every key it touched (with write-through,
-#: see LearnPerKey), which for a Hoeffding tree is about 0.9 ms a key.
+#: to 18 s.
 PROFILES = {
     "latency": {
         "batch_ms": 0,
