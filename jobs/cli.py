@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         help="build the router and the JVM class archive that starts local runs faster",
         description="Compile riverflink's Java router (needs a JDK's javac), then run a small "
         "job once so that its JVM writes a class-data archive into this Python environment "
-        "(about 150 MB); local runs then start faster. Run it again after upgrading Java or "
+        "(about 100 MB); local runs then start faster. Run it again after upgrading Java or "
         "apache-flink.",
     )
     return parser

@@ -4,7 +4,7 @@ Each ``riverflink run`` starts a JVM that loads and verifies some 20,000 classes
 Flink, its SQL planner and Beam before the first line moves. Java's class-data
 sharing (CDS) can map them from an archive instead. ``riverflink warm-up`` (which
 ``make setup`` runs) writes that archive once, from a small job, into this Python
-environment (``share/riverflink/``, about 150 MB); every local run then starts
+environment (``share/riverflink/``, about 100 MB); every local run then starts
 with it. Measured: a 100-line job took 11.0 to 11.9 s without, 8.4 to 8.8 s with
 (three alternating runs each).
 
