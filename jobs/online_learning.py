@@ -104,7 +104,7 @@ def flink_configuration(settings: JobSettings):
 def _check_execution_mode(restore: str, mode: str) -> None:
     """Refuse a restore whose models this job could not see (they would restart from scratch)."""
     from jobs.checkpoints import execution_mode_of
-    from state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES
+    from state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES, ROUTINGS
 
     for old_name in OLD_STATE_NAMES:
         if execution_mode_of(restore, old_name) is not None:
@@ -115,7 +115,8 @@ def _check_execution_mode(restore: str, mode: str) -> None:
                 "start every model from scratch, so riverflink refuses. Run the earlier "
                 "riverflink to finish that job, or start without --restore."
             )
-    written = execution_mode_of(restore, KEY_STATE_NAME)
+    written = {execution_mode_of(restore, name) for name in ROUTINGS.values()} - {None}
+    written = written.pop() if len(written) == 1 else None
     if written in ("process", "thread") and written != mode:
         raise SettingsError(
             f"--restore {restore}: its models were written in PyFlink's {written!r} execution "
@@ -272,30 +273,49 @@ def _routed(env, lines, settings: JobSettings, *, markers: bool = False):
     """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
 
     riverflink's own operator does it (:mod:`jobs.java_router`), or Flink SQL where
-    that cannot be built. Returns ``(keyed stream, markers)``: with ``markers`` asked
-    for and the router in use, each bucket gets an empty list right before each
-    checkpoint barrier.
+    that cannot be built. Returns ``(keyed stream, markers, routing)``: with ``markers``
+    asked for and the router in use, each bucket gets an empty list right before each
+    checkpoint barrier; ``routing`` (``state.descriptors``) is ``spread`` unless the
+    restored state was written with ``hash`` routing or only Flink SQL can route.
     """
+    from jobs.checkpoints import execution_mode_of
     from jobs.java_router import router_jar
+    from state.descriptors import HASH, HASH_STATE_NAME, KEY_STATE_NAME, SPREAD
 
     restore = _restore_path(env, settings)
-    if restore is not None and os.environ.get("RIVERFLINK_ROUTER", "") != "java":
-        from jobs.checkpoints import holds_sql_windows
-
-        if holds_sql_windows(restore):
+    routing = SPREAD
+    if restore is not None:
+        if execution_mode_of(restore, HASH_STATE_NAME) is not None:
+            routing = HASH
             print(
-                f"riverflink: {restore} was written while lines were routed in Flink SQL; "
-                "routing in SQL again, so that the lines it gathered are not lost",
+                f"riverflink: {restore} holds models in buckets of an earlier riverflink "
+                f"({HASH_STATE_NAME}); keys are routed to them the same way",
                 file=sys.stderr,
             )
-            return _routed_sql(env, lines, settings), False
+        if os.environ.get("RIVERFLINK_ROUTER", "") != "java":
+            from jobs.checkpoints import holds_sql_windows
+
+            if holds_sql_windows(restore):
+                print(
+                    f"riverflink: {restore} was written while lines were routed in Flink "
+                    "SQL; routing in SQL again, so that the lines it gathered are not lost",
+                    file=sys.stderr,
+                )
+                return _routed_sql(env, lines, settings), False, HASH
     jar = router_jar()
     if jar is None:
-        return _routed_sql(env, lines, settings), False
-    return _routed_java(env, lines, settings, jar, markers), markers
+        if restore is not None and execution_mode_of(restore, KEY_STATE_NAME) is not None:
+            raise SettingsError(
+                f"--restore {restore}: its models were spread over buckets by riverflink's "
+                "router, which needs a JDK to be built (javac; on Debian and Ubuntu: "
+                "apt-get install openjdk-17-jdk-headless); without it lines would reach the "
+                "wrong buckets. Install one and run again."
+            )
+        return _routed_sql(env, lines, settings), False, HASH
+    return _routed_java(env, lines, settings, jar, markers, routing), markers, routing
 
 
-def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool):
+def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, routing: str):
     """Lines keyed by routing bucket, by riverflink's router (``operators/java``)."""
     from pyflink.common import Types
     from pyflink.datastream import DataStream
@@ -303,19 +323,23 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool):
     from pyflink.java_gateway import get_gateway
 
     from jobs.java_router import CLASS_NAME
-    from state.descriptors import ROUTING_BUCKETS
+    from state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
     env.add_jars(jar.as_uri())
     tuning = settings.tuning
     batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
     gateway = get_gateway()
     router = gateway.jvm.Thread.currentThread().getContextClassLoader().loadClass(CLASS_NAME)
-    args = gateway.new_array(gateway.jvm.java.lang.Object, 6)
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 7)
     args[0], args[1] = settings.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
     args[2] = gateway.jvm.java.lang.Integer(batch_lines)
     args[3] = gateway.jvm.java.lang.Long(tuning["batch_ms"])
     args[4] = gateway.jvm.java.lang.Integer(tuning["held_lines"])
     args[5] = gateway.jvm.java.lang.Boolean(markers)
+    spread_keys = SPREAD_KEYS if routing == SPREAD else ()
+    args[6] = gateway.new_array(gateway.jvm.int, len(spread_keys))
+    for i, key in enumerate(spread_keys):
+        args[6][i] = key
     operator = router.getConstructors()[0].newInstance(args)
     row_type = Types.ROW([Types.INT(), Types.BASIC_ARRAY(Types.STRING())])
     j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)
@@ -417,7 +441,7 @@ def build_job(env, settings: JobSettings) -> None:
     lines = _source(env, settings)
     # str: one raw input line (bytes as ISO-8859-1 characters)
     state_read = _state_is_read(env, settings)
-    keyed, markers = _routed(env, lines, settings, markers=state_read and _aligned(env))
+    keyed, markers, routing = _routed(env, lines, settings, markers=state_read and _aligned(env))
     # (bucket, str): one line; or (--profile throughput) (bucket, [str]): lines of one bucket
     learned = (
         keyed.process(
@@ -435,6 +459,7 @@ def build_job(env, settings: JobSettings) -> None:
                 writes=WRITE_AT_CHECKPOINTS
                 if markers
                 else (WRITE_EACH_ELEMENT if state_read else WRITE_ON_EVICTION),
+                routing=routing,
             ),
             output_type=Types.STRING(),
         )

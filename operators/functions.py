@@ -26,10 +26,17 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
 from operators.learner import DEFAULT_LABEL_TTL, DriftAlert, OnlineLearner, Outcome, Prediction
-from operators.records import Fields, Rejected, parse_line, route_bucket
+from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
 from operators.state_commit import pipeline_commits
 from state import envelope
-from state.descriptors import ROUTING_BUCKETS, key_state_descriptor, label_timers_descriptor
+from state.descriptors import (
+    ROUTING_BUCKETS,
+    ROUTINGS,
+    SPREAD,
+    SPREAD_KEYS,
+    key_state_descriptor,
+    label_timers_descriptor,
+)
 
 __all__ = [
     "ALERTS",
@@ -116,6 +123,9 @@ class LearnPerKey(KeyedProcessFunction):
       barrier; aligned checkpoints only), and keys leaving memory (``live_keys``).
     - ``WRITE_ON_EVICTION``: only keys leaving memory. For a local run of a bounded input
       without checkpoints, whose state no one reads but this worker.
+
+    ``routing`` is how the job sends keys to buckets (``state.descriptors``): it names the
+    state the models live in, and every key new to this instance is checked against it.
     """
 
     def __init__(
@@ -132,7 +142,11 @@ class LearnPerKey(KeyedProcessFunction):
         live_keys: int = 10_000,
         restoring: bool = True,
         writes: str = "element",
+        routing: str = SPREAD,
     ):
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}: {routing!r}")
+        self.routing = routing
         self.fields = fields
         self.model_spec = model_spec
         self.drift_spec = drift_spec
@@ -158,7 +172,7 @@ class LearnPerKey(KeyedProcessFunction):
             metric_spec=self.metric_spec,
         )
         self.state = runtime_context.get_map_state(
-            key_state_descriptor(ttl_seconds=self.ttl_seconds)
+            key_state_descriptor(routing=self.routing, ttl_seconds=self.ttl_seconds)
         )
         self.label_timers = runtime_context.get_map_state(label_timers_descriptor())
         # The models of recently seen keys, live between records. Flink state stays the
@@ -332,7 +346,11 @@ class LearnPerKey(KeyedProcessFunction):
         if key_state is not None:
             self.live.move_to_end(key_id)
         else:
-            expected = route_bucket(record.key, key_id, ROUTING_BUCKETS)
+            expected = (
+                spread_bucket(record.key, key_id, SPREAD_KEYS)
+                if self.routing == SPREAD
+                else route_bucket(record.key, key_id, ROUTING_BUCKETS)
+            )
             if expected != bucket:
                 return Rejected(
                     record.raw,

@@ -16,7 +16,16 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any
 
-__all__ = ["Fields", "Record", "Rejected", "is_blank", "parse_line", "route_bucket", "RAW_LIMIT"]
+__all__ = [
+    "Fields",
+    "Record",
+    "Rejected",
+    "is_blank",
+    "parse_line",
+    "route_bucket",
+    "spread_bucket",
+    "RAW_LIMIT",
+]
 
 #: Rejected lines are quoted up to this many characters.
 RAW_LIMIT = 1000
@@ -256,6 +265,28 @@ def route_bucket(key: Any, key_id: str, buckets: int) -> int:
     if h < 0 and h != -(1 << 31):
         h = -h
     return -(-h % buckets) if h < 0 else h % buckets
+
+
+def spread_bucket(key: Any, key_id: str, keys) -> int:
+    """The bucket of a key under ``spread`` routing: ``keys[i]`` for the key text's mixed hash.
+
+    ``i`` is the low 7 bits of MurmurHash3's 32-bit finalizer applied to Java's hash of the
+    key text, so that texts differing in one character land anywhere; ``keys`` is
+    ``state.descriptors.SPREAD_KEYS``, one Flink key per key group. riverflink's router
+    (``RouteLines.spreadIndex``) computes the same.
+
+    >>> spread_bucket("user-17", '"user-17"', range(128))
+    84
+    >>> spread_bucket("user-18", '"user-18"', range(128))
+    110
+    """
+    h = java_string_hash(route_text(key, key_id)) & 0xFFFFFFFF
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return keys[h & (len(keys) - 1)]
 
 
 def _checked_int(value: int, name: str) -> int:

@@ -84,10 +84,12 @@ def completed_checkpoints(directory):
     return list(directory.glob("*/chk-*/_metadata"))
 
 
-@pytest.mark.parametrize("first_router", ["java", "sql"])
+@pytest.mark.parametrize("first_router", ["java", "sql", "sql-latency"])
 def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_router):
     """Also across routers: a checkpoint of SQL routing (riverflink before its Java router,
-    or without a JDK) holds lines in SQL windows; the resumed run must route in SQL again."""
+    or without a JDK) holds lines in SQL windows; the resumed run must route in SQL again.
+    Without windows (``--profile latency``) it holds only models in ``hash`` buckets, as
+    riverflink before the ``spread`` routing wrote them: the router must route the same way."""
     records = drifting_stream(200_000, keys=KEYS, seed=32, drift_key="k2")
     source = write_jsonl(tmp_path / "in.jsonl", records)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
@@ -103,10 +105,11 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
         "--checkpoint-interval",
         "1",
     ]
+    first = [*args, "--profile", "latency"] if first_router == "sql-latency" else args
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.online_learning", *args],
+        [sys.executable, "-m", "jobs.online_learning", *first],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router),
+        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router[:3]),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -129,6 +132,7 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     assert ("routed in Flink SQL; routing in SQL again" in resumed.stderr) == (
         first_router == "sql"
     )
+    assert ("keys are routed to them the same way" in resumed.stderr) == (first_router != "java")
     assert_exactly_once(read_output(out), records)
     # the killed run left in-progress files behind; the report reads the output as one run
     summary = read_output_dir(out)

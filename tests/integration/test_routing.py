@@ -136,6 +136,48 @@ def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_sp
         assert router.bucketOf(line, field, ROUTING_BUCKETS) == expected, line
 
 
+def test_java_router_and_python_spread_keys_alike():
+    """``spread`` routing: riverflink's router against ``spread_bucket``, line by line."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    from jobs.java_router import router_jar
+    from operators.records import Fields, parse_line, spread_bucket
+    from state.descriptors import SPREAD_KEYS
+
+    jar = router_jar()
+    assert jar is not None, "the router could not be built (is a JDK installed?)"
+    add_jars_to_context_class_loader([jar.as_uri()])
+    gateway = get_gateway()
+    keys = gateway.new_array(gateway.jvm.int, len(SPREAD_KEYS))
+    for i, key in enumerate(SPREAD_KEYS):
+        keys[i] = key
+    router = gateway.jvm.riverflink.RouteLines
+    lines = _tricky_lines() + [("key", json.dumps({"key": f"user-{i}"})) for i in range(300)]
+    for field, line in lines:
+        record = parse_line(line, Fields(key=field))
+        expected = spread_bucket(record.key, record.key_id, SPREAD_KEYS)
+        assert router.spreadBucketOf(line, field, keys) == expected, line
+
+
+def test_spread_keys_give_every_bucket_a_key_group_of_its_own():
+    """So subtasks get equal shares of buckets at any parallelism: 64 and 64 at 2."""
+    from pyflink.java_gateway import get_gateway
+
+    from state.descriptors import ROUTING_BUCKETS, SPREAD_KEYS
+
+    gateway = get_gateway()
+    groups = gateway.jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment
+
+    def as_flink_key(bucket):  # what PyFlink keys by: Row(bucket)
+        fields = gateway.new_array(gateway.jvm.java.lang.Object, 1)
+        fields[0] = gateway.jvm.java.lang.Integer(bucket)
+        return gateway.jvm.org.apache.flink.types.Row.of(fields)
+
+    found = [groups.assignToKeyGroup(as_flink_key(k), ROUTING_BUCKETS) for k in SPREAD_KEYS]
+    assert found == list(range(ROUTING_BUCKETS))
+
+
 def _tricky_lines() -> list:
     """(key field, raw line as the sources read it): many fields, values and spellings."""
     rng = random.Random(5)

@@ -20,8 +20,8 @@ from operators.functions import (
     WRITE_ON_EVICTION,
     LearnPerKey,
 )
-from operators.records import Fields, parse_line, route_bucket
-from state.descriptors import KEY_STATE_NAME, ROUTING_BUCKETS
+from operators.records import Fields, parse_line, route_bucket, spread_bucket
+from state.descriptors import HASH, ROUTING_BUCKETS, ROUTINGS, SPREAD, SPREAD_KEYS
 from tests.reference import reference_predictions
 
 MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
@@ -103,8 +103,9 @@ def _records(n=3000, keys=12, bad_every=97):
     return records, lines
 
 
-def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None):
+def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREAD):
     function = LearnPerKey(
+        routing=routing,
         fields=Fields(),
         model_spec=MODEL,
         drift_spec="none",
@@ -119,9 +120,7 @@ def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None):
     by_bucket: dict = {}
     for line in lines:
         record = parse_line(line)
-        by_bucket.setdefault(route_bucket(record.key, record.key_id, ROUTING_BUCKETS), []).append(
-            line
-        )
+        by_bucket.setdefault(_bucket(record.key_id, routing), []).append(line)
         if sum(map(len, by_bucket.values())) >= batch:  # lines cross in per-bucket batches
             for bucket, batch_lines in by_bucket.items():
                 context.key = bucket
@@ -136,7 +135,7 @@ def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None):
         json.loads(row) for out in outputs if isinstance(out, str) for row in out.split("\n")
     ]
     rejected = [out for out in outputs if not isinstance(out, str)]
-    return predictions, rejected, context.states[KEY_STATE_NAME], function
+    return predictions, rejected, context.states[ROUTINGS[routing]], function
 
 
 def _expected(records):
@@ -150,15 +149,33 @@ def _sorted(predictions):
     return sorted(json.dumps(p, sort_keys=True) for p in predictions)
 
 
-def test_write_through_writes_every_touched_key():
+@pytest.mark.parametrize("routing", [SPREAD, HASH])
+def test_write_through_writes_every_touched_key(routing):
     records, lines = _records()
-    predictions, rejected, state, _ = _run(lines, writes=WRITE_EACH_ELEMENT)
+    predictions, rejected, state, _ = _run(lines, writes=WRITE_EACH_ELEMENT, routing=routing)
     assert _sorted(predictions) == _expected(records)
     assert len(rejected) == len(lines) - len(records)
     written = state.keys_by_bucket()
     assert set().union(*written.values()) == {json.dumps(f"k{i}") for i in range(12)}
     for bucket, key_ids in written.items():  # each key under its own routing bucket
-        assert all(_bucket(key_id) == bucket for key_id in key_ids)
+        assert all(_bucket(key_id, routing) == bucket for key_id in key_ids)
+
+
+@pytest.mark.parametrize("routing", [SPREAD, HASH])
+def test_a_key_in_another_routings_bucket_is_rejected_not_learned(routing):
+    other = HASH if routing == SPREAD else SPREAD
+    _, lines = _records(keys=40)
+    moved = next(line for line in lines if _line_bucket(line, routing) != _line_bucket(line, other))
+    function = LearnPerKey(
+        fields=Fields(), model_spec=MODEL, drift_spec="none", on_drift="alert", routing=routing
+    )
+    context = _Context()
+    function.open(context)
+    context.key = _line_bucket(moved, other)
+    ((tag, rejected),) = function.process_element([moved], context)
+    assert tag.tag_id == "rejected"
+    assert "reached routing bucket" in json.loads(rejected)["error"]
+    assert function.live == {}
 
 
 @pytest.mark.parametrize("notes, budget", [(256, 200_000), (3, 200_000), (256, 10)])
@@ -187,8 +204,14 @@ def test_keys_leaving_memory_are_written_and_read_back(writes):
         assert all(_bucket(key_id) == bucket for key_id in key_ids)
 
 
-def _bucket(key_id: str) -> int:
+def _bucket(key_id: str, routing: str = SPREAD) -> int:
+    if routing == SPREAD:
+        return spread_bucket(json.loads(key_id), key_id, SPREAD_KEYS)
     return route_bucket(json.loads(key_id), key_id, ROUTING_BUCKETS)
+
+
+def _line_bucket(line: str, routing: str) -> int:
+    return _bucket(parse_line(line).key_id, routing)
 
 
 @pytest.mark.parametrize("live_keys", [1000, 5])
@@ -199,10 +222,10 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
     checked = []
 
     def checkpoint(function, context):
-        for bucket in range(ROUTING_BUCKETS):  # the markers, then the barrier
+        for bucket in SPREAD_KEYS:  # the markers, then the barrier
             context.key = bucket
             assert list(function.process_element([], context)) == []
-        state = context.states[KEY_STATE_NAME]
+        state = context.states[ROUTINGS[SPREAD]]
         for bucket, entries in state.maps.items():
             context.key = bucket
             for key_id in entries:

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from operators.records import RAW_LIMIT, Fields, Record, Rejected, parse_line, route_bucket
+from operators.records import (
+    RAW_LIMIT,
+    Fields,
+    Record,
+    Rejected,
+    parse_line,
+    route_bucket,
+    spread_bucket,
+)
 
 DEFAULT_FIELDS = Fields()
 
@@ -302,6 +310,23 @@ def test_rejected_invalid_utf8_is_still_json_safe():
 def test_route_bucket_is_the_bucket_flink_computes(line, bucket):
     record = parse_line(line.encode("utf-8"))
     assert route_bucket(record.key, record.key_id, 128) == bucket
+
+
+@pytest.mark.parametrize("pattern", ["k{}", "user-{}", "{}", "dev{:06d}", "{}@example.com"])
+def test_spread_routing_shares_sequential_ids_out_evenly(pattern):
+    """Ids that differ in a digit fill few buckets under ``hash`` routing (``k0``..``k999``:
+    100 of 128, 1 to 21 keys each); ``spread`` routing uses them all, and at parallelism 2
+    (buckets 0-63 and 64-127 of ``SPREAD_KEYS``) each subtask gets about half the keys."""
+    from state.descriptors import SPREAD_KEYS
+
+    ids = [pattern.format(i) for i in range(1000)]
+    index = {key: i for i, key in enumerate(SPREAD_KEYS)}
+    buckets = [index[spread_bucket(key, json.dumps(key), SPREAD_KEYS)] for key in ids]
+    assert len(set(buckets)) == 128
+    assert max(buckets.count(b) for b in set(buckets)) <= 20
+    assert 440 <= sum(b < 64 for b in buckets) <= 560
+    if pattern == "k{}":  # what hash routing makes of them
+        assert len({route_bucket(key, json.dumps(key), 128) for key in ids}) == 100
 
 
 def test_a_number_key_is_identified_as_written_in_decimal():

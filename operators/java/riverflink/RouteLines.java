@@ -17,10 +17,13 @@ import org.apache.flink.types.Row;
 /**
  * riverflink's router: raw input lines in, (routing bucket, lines of that bucket) out.
  *
- * <p>The bucket of a line is its key field's text (what Flink SQL's {@code JSON_VALUE} gives,
- * or the empty string) hashed like Flink SQL's {@code HASH_CODE}, modulo the number of buckets;
- * {@code operators.records.route_bucket} is the same function in Python, and the learner checks
- * every key against it. Lines are gathered per bucket and sent on when a bucket holds
+ * <p>The bucket of a line comes from its key field's text (what Flink SQL's {@code JSON_VALUE}
+ * gives, or the empty string). With {@code spreadKeys} (riverflink's {@code spread} routing, see
+ * {@code state/descriptors.py}) Java's hash of the text, mixed by MurmurHash3's finalizer, picks
+ * one of them, a Flink key per key group; {@code operators.records.spread_bucket} is the same
+ * function in Python. Without ({@code hash} routing, for state written before the spread), the
+ * bucket is the hash as Flink SQL's {@code HASH_CODE} gives it, modulo the number of buckets, as
+ * {@code operators.records.route_bucket}. The learner checks every key against its routing. Lines are gathered per bucket and sent on when a bucket holds
  * {@code batchLines} lines, every {@code batchMillis} milliseconds, before every checkpoint
  * barrier and at the end of the input; when it holds {@code maxHeld} lines in all, the fullest
  * bucket's go. With {@code markers}, it also sends every bucket an empty list right before
@@ -43,6 +46,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private final long batchMillis;
     private final int maxHeld;
     private final boolean markers;
+    private final int[] spreadKeys;
     private final char[] quotedField;
 
     private transient List<String>[] pending;
@@ -54,9 +58,14 @@ public class RouteLines extends AbstractStreamOperator<Row>
             int batchLines,
             long batchMillis,
             int maxHeld,
-            boolean markers) {
+            boolean markers,
+            int[] spreadKeys) {
+        if (spreadKeys.length > 0 && (spreadKeys.length != buckets || Integer.bitCount(buckets) != 1)) {
+            throw new IllegalArgumentException("spreadKeys needs one key per bucket, a power of 2");
+        }
         this.keyField = keyField;
         this.buckets = buckets;
+        this.spreadKeys = spreadKeys.length > 0 ? spreadKeys : null;
         this.batchLines = Math.max(1, batchLines);
         this.batchMillis = batchMillis;
         this.maxHeld = Math.max(1, maxHeld);
@@ -77,9 +86,9 @@ public class RouteLines extends AbstractStreamOperator<Row>
     @Override
     public void processElement(StreamRecord<String> element) throws Exception {
         String line = element.getValue();
-        int bucket = bucketOf(line, keyField, quotedField, buckets);
+        int bucket = indexOf(keyText(line, keyField, quotedField));
         if (batchLines == 1) {
-            output.collect(new StreamRecord<>(Row.of(bucket, new String[] {line})));
+            output.collect(new StreamRecord<>(Row.of(key(bucket), new String[] {line})));
             return;
         }
         List<String> lines = pending[bucket];
@@ -116,7 +125,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private void send(int bucket) {
         List<String> lines = pending[bucket];
         waiting -= lines.size();
-        output.collect(new StreamRecord<>(Row.of(bucket, lines.toArray(new String[0]))));
+        output.collect(new StreamRecord<>(Row.of(key(bucket), lines.toArray(new String[0]))));
         lines.clear();
     }
 
@@ -138,7 +147,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
             // A checkpoint marker per bucket, an empty list of lines, right ahead of the
             // barrier: the learner writes the bucket's changed models to Flink state then.
             for (int bucket = 0; bucket < buckets; bucket++) {
-                output.collect(new StreamRecord<>(Row.of(bucket, new String[0])));
+                output.collect(new StreamRecord<>(Row.of(key(bucket), new String[0])));
             }
         }
         super.prepareSnapshotPreBarrier(checkpointId);
@@ -155,14 +164,35 @@ public class RouteLines extends AbstractStreamOperator<Row>
         super.finish();
     }
 
-    /** The bucket of one raw line (bytes as ISO-8859-1 characters). */
-    public static int bucketOf(String line, String keyField, int buckets) {
-        return bucketOf(line, keyField, ('"' + keyField + '"').toCharArray(), buckets);
+    /** This router's bucket index (0 to buckets - 1) of a key text. */
+    private int indexOf(String text) {
+        return spreadKeys != null ? spreadIndex(text, buckets) : Math.abs(text.hashCode()) % buckets;
     }
 
-    private static int bucketOf(String line, String keyField, char[] quotedField, int buckets) {
-        int hash = Math.abs(keyText(line, keyField, quotedField).hashCode());
-        return hash % buckets;
+    /** The Flink key of bucket index i. */
+    private int key(int i) {
+        return spreadKeys != null ? spreadKeys[i] : i;
+    }
+
+    /** The bucket of one raw line (bytes as ISO-8859-1 characters), hash routing. */
+    public static int bucketOf(String line, String keyField, int buckets) {
+        return Math.abs(keyText(line, keyField).hashCode()) % buckets;
+    }
+
+    /** The bucket of one raw line (bytes as ISO-8859-1 characters), spread routing. */
+    public static int spreadBucketOf(String line, String keyField, int[] spreadKeys) {
+        return spreadKeys[spreadIndex(keyText(line, keyField), spreadKeys.length)];
+    }
+
+    /** Java's hash of the key text, mixed by MurmurHash3's 32-bit finalizer, modulo buckets. */
+    static int spreadIndex(String text, int buckets) {
+        int h = text.hashCode();
+        h ^= h >>> 16;
+        h *= 0x85ebca6b;
+        h ^= h >>> 13;
+        h *= 0xc2b2ae35;
+        h ^= h >>> 16;
+        return h & (buckets - 1);
     }
 
     /** The key field's text, as JSON_VALUE gives it; "" for none. */
