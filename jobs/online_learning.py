@@ -524,24 +524,41 @@ def wait_for(future, *, timeout: float | None = None, poll: float = 0.2):
     return future.result()
 
 
-def _start_gateway() -> threading.Thread:
-    """Start PyFlink's JVM in the background: about a second, spent while River imports.
+def _environment(settings: JobSettings, port: int | None):
+    """PyFlink's JVM (started on first use), then the job's execution environment."""
+    from pyflink.datastream import StreamExecutionEnvironment
 
-    The job's environment, built later, waits for it (PyFlink starts one gateway per
-    process, under a lock); if the JVM cannot start, that wait raises the error.
-    """
+    conf = flink_configuration(settings)
+    if port is not None:
+        # The mini-cluster's REST API, for the progress line: this machine only.
+        conf.set_string("rest.port", str(port))
+        conf.set_string("rest.address", "127.0.0.1")
+        conf.set_string("rest.bind-address", "127.0.0.1")
+        conf.set_string("metrics.fetcher.update-interval", "1000")
+    return StreamExecutionEnvironment.get_execution_environment(conf)
 
-    def start():
-        from pyflink.java_gateway import get_gateway
 
+def _in_background(target, *args):
+    """Run ``target(*args)`` in a thread; the returned function waits and gives its result
+    (or raises its exception)."""
+    outcome: dict = {}
+
+    def run():
         try:
-            get_gateway()
-        except Exception:  # noqa: BLE001 - raised again where the environment is built
-            pass
+            outcome["value"] = target(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised again by the waiting side
+            outcome["error"] = exc
 
-    thread = threading.Thread(target=start, name="riverflink-jvm-start", daemon=True)
+    thread = threading.Thread(target=run, name=f"riverflink-{target.__name__}", daemon=True)
     thread.start()
-    return thread
+
+    def result():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    return result
 
 
 def run_job(settings: JobSettings, *, progress=None) -> str | None:
@@ -559,33 +576,32 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
 
         use_archive()
         use_lean_flags()
-    jvm = _start_gateway()
-    from operators.learner import OnlineLearner
+    port = None
+    if progress is not None and "PYFLINK_GATEWAY_PORT" not in os.environ:
+        from jobs.progress import free_port
 
-    try:  # River's import and the specs' checks (a bad spec fails here) while the JVM starts
-        OnlineLearner(
+        port = free_port()
+    # The JVM starts and builds the environment (1 to 2 s of mostly Java work) while this
+    # thread imports River, checks the specs and imports PyFlink's Python operator side.
+    environment = _in_background(_environment, settings, port)
+    try:
+        from operators.learner import OnlineLearner
+
+        OnlineLearner(  # a bad spec fails here
             model_spec=settings.model,
             drift_spec=settings.drift,
             on_drift=settings.on_drift,
             label_ttl=settings.label_ttl,
             metric_spec=settings.metric,
         )
-    finally:
-        jvm.join()  # a JVM left half-started would print its own complaint after we exit
-    from pyflink.datastream import StreamExecutionEnvironment
-
-    conf = flink_configuration(settings)
-    port = None
-    if progress is not None and "PYFLINK_GATEWAY_PORT" not in os.environ:
-        from jobs.progress import free_port
-
-        port = free_port()
-        # The mini-cluster's REST API, for the progress line: this machine only.
-        conf.set_string("rest.port", str(port))
-        conf.set_string("rest.address", "127.0.0.1")
-        conf.set_string("rest.bind-address", "127.0.0.1")
-        conf.set_string("metrics.fetcher.update-interval", "1000")
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+        import pyflink.fn_execution.flink_fn_execution_pb2  # noqa: F401 - Beam, for build_job
+    except BaseException:
+        try:  # a JVM left half-started would print its own complaint after we exit
+            environment()
+        except BaseException:  # noqa: BLE001 - the spec's error is the one to report
+            pass
+        raise
+    env = environment()
     env.set_parallelism(settings.parallelism)
     build_job(env, settings)
     line = progress(port) if port is not None else None
@@ -639,4 +655,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jobs.cli import exit_with
+
+    exit_with(main())
