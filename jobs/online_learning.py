@@ -406,6 +406,17 @@ def _routed_sql(env, lines, settings: JobSettings):
     return KeyedStream(j_keyed, Types.INT(), rows)
 
 
+def _specs(settings: JobSettings) -> dict:
+    """The keyword arguments of ``OnlineLearner`` for this job."""
+    return dict(
+        model_spec=settings.model,
+        drift_spec=settings.drift,
+        on_drift=settings.on_drift,
+        label_ttl=settings.label_ttl,
+        metric_spec=settings.metric,
+    )
+
+
 def build_job(env, settings: JobSettings) -> None:
     """Add the riverflink pipeline to ``env``."""
     from pyflink.common import Types
@@ -422,13 +433,7 @@ def build_job(env, settings: JobSettings) -> None:
     from operators.learner import OnlineLearner
     from operators.records import Fields
 
-    learner = OnlineLearner(
-        model_spec=settings.model,
-        drift_spec=settings.drift,
-        on_drift=settings.on_drift,
-        label_ttl=settings.label_ttl,
-        metric_spec=settings.metric,
-    )  # validates specs before start-up
+    learner = OnlineLearner(**_specs(settings))  # validates specs before start-up
     fields = Fields(
         key=settings.key,
         id=settings.id,
@@ -524,11 +529,16 @@ def wait_for(future, *, timeout: float | None = None, poll: float = 0.2):
     return future.result()
 
 
-def _environment(settings: JobSettings, port: int | None):
-    """PyFlink's JVM (started on first use), then the job's execution environment."""
+def _environment(settings: JobSettings, port: int | None, worker: str | None):
+    """PyFlink's JVM (started on first use), then the job's execution environment.
+
+    ``worker``: the command that starts Python workers (see :mod:`jobs.worker_fork`).
+    """
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = flink_configuration(settings)
+    if worker is not None:
+        conf.set_string("python.executable", worker)
     if port is not None:
         # The mini-cluster's REST API, for the progress line: this machine only.
         conf.set_string("rest.port", str(port))
@@ -576,24 +586,24 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
 
         use_archive()
         use_lean_flags()
-    port = None
-    if progress is not None and "PYFLINK_GATEWAY_PORT" not in os.environ:
-        from jobs.progress import free_port
+    specs = _specs(settings)
+    port = zygote = None
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        if progress is not None:
+            from jobs.progress import free_port
 
-        port = free_port()
+            port = free_port()
+        if "python.executable" not in flink_settings():  # else config.yaml picks the workers
+            from jobs.worker_fork import Zygote
+
+            zygote = Zygote.start(specs)  # workers that start warm; before the JVM starts
     # The JVM starts and builds the environment (1 to 2 s of mostly Java work) while this
     # thread imports River, checks the specs and imports PyFlink's Python operator side.
-    environment = _in_background(_environment, settings, port)
+    environment = _in_background(_environment, settings, port, zygote and zygote.launcher)
     try:
         from operators.learner import OnlineLearner
 
-        OnlineLearner(  # a bad spec fails here
-            model_spec=settings.model,
-            drift_spec=settings.drift,
-            on_drift=settings.on_drift,
-            label_ttl=settings.label_ttl,
-            metric_spec=settings.metric,
-        )
+        OnlineLearner(**specs)  # a bad spec fails here
         import pyflink.fn_execution.flink_fn_execution_pb2  # noqa: F401 - Beam, for build_job
     except BaseException:
         try:  # a JVM left half-started would print its own complaint after we exit

@@ -12,7 +12,9 @@ from collections import Counter
 import pytest
 from river import drift
 
+from jobs.checkpoints import execution_mode_of, latest_checkpoint
 from jobs.outputs import read_output_dir
+from state.descriptors import HASH_STATE_NAME, KEY_STATE_NAME
 from tests.integration.conftest import (
     REPO,
     by_key,
@@ -80,10 +82,6 @@ def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path):
     assert_exactly_once(failed_out, records)
 
 
-def completed_checkpoints(directory):
-    return list(directory.glob("*/chk-*/_metadata"))
-
-
 @pytest.mark.parametrize("first_router", ["java", "sql", "sql-latency"])
 def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_router):
     """Also across routers: a checkpoint of SQL routing (riverflink before its Java router,
@@ -106,6 +104,12 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
         "1",
     ]
     first = [*args, "--profile", "latency"] if first_router == "sql-latency" else args
+    written_as = KEY_STATE_NAME if first_router == "java" else HASH_STATE_NAME
+
+    def holds_models():  # the newest checkpoint holds models, in the first run's routing
+        latest = latest_checkpoint(str(ckpt))
+        return latest is not None and execution_mode_of(str(latest), written_as) is not None
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "jobs.online_learning", *first],
         cwd=REPO,
@@ -117,10 +121,10 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     )
     try:
         deadline = time.monotonic() + 120
-        while not completed_checkpoints(ckpt) and time.monotonic() < deadline:
+        while not holds_models() and time.monotonic() < deadline:
             assert proc.poll() is None, f"job ended before the kill: {proc.stderr.read()}"
             time.sleep(0.2)
-        assert completed_checkpoints(ckpt), "no checkpoint completed"
+        assert holds_models(), "no checkpoint with models completed"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -1,0 +1,232 @@
+"""Python workers forked from a warm process, for local runs.
+
+Each subtask's Python worker is a process that Flink starts when the job's tasks open.
+Started cold, it spends about 2 s before its first record: the interpreter, Beam and
+gRPC (about 1 s), then River and riverflink's operators when it unpickles the learning
+function (about 1 s, pandas and scipy included). On a local run that is 2 s of every
+run's wall time, and both workers of a parallelism-2 run pay it at the same moment.
+
+So ``riverflink run`` starts one *zygote* beside the JVM, at the very start of the run:
+a Python process that imports all of that while the JVM and the mini-cluster start, then
+waits. Flink's worker command (``python.executable``) is a tiny launcher script. It
+hands its arguments, environment, working directory and standard streams to the zygote
+over a Unix socket; the zygote forks, and the child becomes the worker with the
+launcher's streams, environment and working directory, exactly as if the launcher had
+run it, minus the imports. The launcher waits for the worker and exits with its status.
+
+Where the zygote is gone or cannot be reached, the launcher runs the worker the usual
+way (``exec`` of the real interpreter), so a worker always starts. ``RIVERFLINK_FORK=0``
+turns forking off. Only local runs use it: under ``flink run`` the cluster starts its own
+workers.
+
+The socket lives in a private temporary directory (mode 0700) of the user running the
+job, and the zygote exits when the ``riverflink run`` process that started it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["Zygote", "main"]
+
+#: The environment variable that tells the launcher where the zygote listens.
+SOCKET_ENV = "RIVERFLINK_ZYGOTE"
+
+#: What Flink's runner script asks the worker command to run.
+WORKER_MODULE = "pyflink.fn_execution.beam.beam_boot"
+
+#: The launcher: stdlib only, started isolated and without site (-IS): it starts in
+#: milliseconds. Anything but a worker start (or no zygote) runs the real interpreter.
+LAUNCHER = """\
+#!{python} -IS
+# riverflink: Flink's Python worker command. See jobs/worker_fork.py.
+import json, os, signal, socket, sys
+
+def run_here():
+    os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+
+path = os.environ.get({env!r})
+if not path or sys.argv[1:3] != ["-m", {module!r}]:
+    run_here()
+try:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+    request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}})
+    socket.send_fds(conn, [request.encode() + b"\\n"], [0, 1, 2])
+    reply = conn.makefile("rb")
+    pid = int(reply.readline())
+except (OSError, ValueError):
+    run_here()
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(signum, lambda signum, frame: os.kill(pid, signum))
+line = reply.readline()
+sys.exit(int(line) if line.strip() else 1)
+"""
+
+
+class Zygote:
+    """The warm process of a local run (see the module's docstring)."""
+
+    def __init__(self, process: subprocess.Popen, directory: Path):
+        self.process = process
+        self.directory = directory
+
+    @property
+    def launcher(self) -> str:
+        return str(self.directory / "python")
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.directory / "zygote.sock")
+
+    @classmethod
+    def start(cls, preload: dict, *, module: str = WORKER_MODULE) -> Zygote | None:
+        """Start a zygote that imports what ``preload`` (OnlineLearner's specs) needs.
+
+        Its launcher forks ``python -m module ...`` (Flink's worker); anything else runs
+        cold. Returns None where forking is off or not available: workers then start cold.
+        """
+        if os.environ.get("RIVERFLINK_FORK", "1") == "0" or not hasattr(socket, "send_fds"):
+            return None
+        directory = Path(tempfile.mkdtemp(prefix="riverflink-workers-"))  # mode 0700
+        zygote = cls(None, directory)
+        launcher = Path(zygote.launcher)
+        launcher.write_text(LAUNCHER.format(python=sys.executable, env=SOCKET_ENV, module=module))
+        launcher.chmod(0o700)
+        zygote.process = subprocess.Popen(
+            [sys.executable, "-m", "jobs.worker_fork", zygote.socket_path, json.dumps(preload)],
+            stdin=subprocess.PIPE,  # closed when riverflink run ends: the zygote then exits
+            close_fds=True,
+        )
+        os.environ[SOCKET_ENV] = zygote.socket_path  # inherited by the JVM, then the workers
+        return zygote
+
+
+def _preload(specs: dict) -> None:
+    """Import what a worker of this job imports before its first record."""
+    import pyflink.fn_execution.beam.beam_boot  # noqa: F401 - gRPC, Beam's protos
+    import pyflink.fn_execution.beam.beam_operations  # noqa: F401 - Beam's worker, coders
+    import pyflink.fn_execution.beam.beam_sdk_worker_main  # noqa: F401
+    import pyflink.fn_execution.datastream.process.operations  # noqa: F401
+
+    import operators.functions  # noqa: F401
+    from operators.learner import OnlineLearner
+
+    try:
+        OnlineLearner(**specs)  # the River modules of the model, detector and metric
+    except Exception:  # noqa: BLE001 - the client reports a bad spec; this only warms up
+        pass
+
+
+def _serve(listener: socket.socket, parent) -> None:
+    """Fork a worker for each launcher that connects, until ``parent`` (stdin) closes."""
+    children = set()
+    while True:
+        ready, _, _ = select.select([listener, parent], [], [], 1.0)
+        while children:  # reap finished supervisors
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            children.discard(pid)
+        if parent in ready and not os.read(parent.fileno(), 4096):
+            return
+        if listener in ready:
+            conn, _ = listener.accept()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                _supervise(conn)  # never returns
+            conn.close()
+            children.add(pid)
+
+
+def _supervise(conn: socket.socket) -> None:
+    """In a fork: fork the worker, tell the launcher its pid, then its exit status."""
+    code = 1
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        while not message.endswith(b"\n"):
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                raise OSError("launcher went away")
+            message += chunk
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            conn.close()
+            _become_worker(request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(f"{pid}\n".encode())
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        conn.sendall(f"{code if code >= 0 else 128 - code}\n".encode())
+    except BaseException:  # noqa: BLE001 - the launcher sees the connection close
+        pass
+    finally:
+        os._exit(0)
+
+
+def _become_worker(request: dict, fds: list) -> None:
+    """In the worker's fork: take the launcher's streams, environment and place; run."""
+    code = 0
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        paths = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:0] = [os.path.abspath(p) for p in paths if os.path.abspath(p) not in sys.path]
+        argv = request["argv"]
+        if len(argv) < 2 or argv[0] != "-m":
+            raise SystemExit(f"riverflink worker launcher: expected -m MODULE, got {argv}")
+        sys.argv = [argv[1], *argv[2:]]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - as an uncaught exception would end a process
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def main(argv: list | None = None) -> int:
+    """``python -m jobs.worker_fork SOCKET SPECS_JSON``: the zygote."""
+    path, specs = argv if argv is not None else sys.argv[1:]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)  # first, so that a launcher that comes early waits, not falls back
+    listener.listen(64)
+    _preload(json.loads(specs))
+    try:
+        _serve(listener, sys.stdin)
+    finally:
+        listener.close()
+        shutil.rmtree(Path(path).parent, ignore_errors=True)  # the socket and the launcher
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

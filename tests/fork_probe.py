@@ -1,0 +1,20 @@
+"""Run by tests/unit/test_worker_fork.py in place of Flink's Python worker."""
+
+import json
+import os
+import sys
+
+if __name__ == "__main__":
+    print(
+        json.dumps(
+            {
+                "argv": sys.argv[1:],
+                "cwd": os.getcwd(),
+                "probe": os.environ.get("PROBE"),
+                "warm": "operators.functions" in sys.modules,
+            }
+        ),
+        flush=True,
+    )
+    print("to stderr", file=sys.stderr)
+    sys.exit(int(sys.argv[1]))

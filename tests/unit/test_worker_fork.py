@@ -1,0 +1,98 @@
+"""Workers forked from a warm process (jobs/worker_fork.py), without Flink."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.worker_fork import SOCKET_ENV, Zygote
+
+REPO = Path(__file__).resolve().parents[2]
+SPECS = {"model_spec": "preprocessing.StandardScaler() | linear_model.LogisticRegression()"}
+
+
+@pytest.fixture
+def zygote(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("RIVERFLINK_FORK", raising=False)
+    monkeypatch.delenv(SOCKET_ENV, raising=False)  # restored after: start() sets it
+    started = Zygote.start(SPECS, module="tests.fork_probe")
+    assert started is not None
+    deadline = time.monotonic() + 60
+    while not Path(started.socket_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield started
+    started.process.stdin.close()  # as when `riverflink run` ends
+    started.process.wait(timeout=30)
+
+
+def _launch(zygote, tmp_path, *args, env=None):
+    return subprocess.run(
+        [zygote.launcher, "-m", "tests.fork_probe", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PROBE": "passed on", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_worker_is_forked_warm_with_the_launchers_streams_environment_and_place(
+    zygote, tmp_path
+):
+    done = _launch(zygote, tmp_path, "3", "--id=1-1")
+    assert done.returncode == 3
+    assert json.loads(done.stdout) == {
+        "argv": ["3", "--id=1-1"],
+        "cwd": str(tmp_path),
+        "probe": "passed on",
+        "warm": True,  # River and riverflink's operators were imported before the fork
+    }
+    assert done.stderr == "to stderr\n"
+
+
+def test_two_workers_at_once(zygote, tmp_path):
+    launches = [
+        subprocess.Popen(
+            [zygote.launcher, "-m", "tests.fork_probe", str(code)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for code in (0, 5)
+    ]
+    assert [p.wait(timeout=60) for p in launches] == [0, 5]
+    assert all(json.loads(p.stdout.read())["warm"] for p in launches)
+
+
+def test_without_the_zygote_the_launcher_runs_the_worker_cold(zygote, tmp_path):
+    done = _launch(zygote, tmp_path, "4", env={SOCKET_ENV: str(tmp_path / "gone.sock")})
+    assert done.returncode == 4
+    assert json.loads(done.stdout)["warm"] is False
+    assert json.loads(done.stdout)["cwd"] == str(tmp_path)
+
+
+def test_other_commands_run_the_real_interpreter(zygote, tmp_path):
+    done = subprocess.run(
+        [zygote.launcher, "-c", "import sys; print(sys.version_info[0])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == "3\n"
+
+
+def test_the_zygote_leaves_with_riverflink_run_and_takes_its_directory(zygote):
+    zygote.process.stdin.close()
+    assert zygote.process.wait(timeout=30) == 0
+    assert not zygote.directory.exists()
+
+
+def test_forking_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("RIVERFLINK_FORK", "0")
+    assert Zygote.start(SPECS) is None
