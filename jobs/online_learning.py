@@ -610,8 +610,18 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
             environment()
         except BaseException:  # noqa: BLE001 - the spec's error is the one to report
             pass
+        if zygote is not None:
+            zygote.close()
         raise
-    env = environment()
+    try:
+        return _execute(environment(), settings, progress, port)
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def _execute(env, settings: JobSettings, progress, port: int | None) -> str | None:
+    """Build the job in ``env`` and run it (see :func:`run_job`)."""
     env.set_parallelism(settings.parallelism)
     build_job(env, settings)
     line = progress(port) if port is not None else None

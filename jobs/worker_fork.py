@@ -89,6 +89,12 @@ class Zygote:
     def socket_path(self) -> str:
         return str(self.directory / "zygote.sock")
 
+    def close(self) -> None:
+        """End the zygote (workers forked from it run on) and remove its directory."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     @classmethod
     def start(cls, preload: dict, *, module: str = WORKER_MODULE) -> Zygote | None:
         """Start a zygote that imports what ``preload`` (OnlineLearner's specs) needs.
