@@ -29,7 +29,7 @@ integration: setup
 	$(BIN)/python -m pytest -q -m integration
 
 bench: setup
-	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.throughput --repeat 3
 
 lint: setup
 	$(BIN)/ruff check .
