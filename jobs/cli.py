@@ -12,6 +12,7 @@ a job that fails ends with the cause on one line and exit code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -151,23 +152,27 @@ def _run(args: argparse.Namespace) -> int:
         line = ProgressLine(port, total=_total_lines(settings), quiet=args.quiet).start()
         return line
 
-    interrupted = False
-    try:
-        settings = settings_from_args(args)
-        from jobs.online_learning import run_job
+    with contextlib.ExitStack() as cleanup:
+        interrupted, zygote = False, None
+        try:
+            settings = settings_from_args(args)
+            from jobs.online_learning import run_job, warm_workers
 
-        savepoint = run_job(settings, progress=progress)
-    except (SettingsError, ValueError) as exc:
-        print(f"riverflink: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("riverflink: interrupted; the job was cancelled", file=sys.stderr)
-        interrupted, savepoint = True, None
-    except Exception as exc:  # the job failed inside Flink
-        print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
-        return 1
-    if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
-        _summary(settings, line, time.monotonic() - started)
+            zygote = warm_workers(settings)  # it also computes the summary: it has River
+            if zygote is not None:
+                cleanup.callback(zygote.close)
+            savepoint = run_job(settings, progress=progress, zygote=zygote)
+        except (SettingsError, ValueError) as exc:
+            print(f"riverflink: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("riverflink: interrupted; the job was cancelled", file=sys.stderr)
+            interrupted, savepoint = True, None
+        except Exception as exc:  # the job failed inside Flink
+            print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
+            return 1
+        if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
+            _summary(settings, line, time.monotonic() - started, zygote)
     if interrupted:
         return 130
     if settings.output != "-":
@@ -178,8 +183,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(settings, line, elapsed: float) -> None:
-    """The end-of-run lines: what the committed output holds (or, on stdout, the counters)."""
+def _summary(settings, line, elapsed: float, zygote=None) -> None:
+    """The end-of-run lines: what the committed output holds (or, on stdout, the counters).
+
+    ``zygote``: the run's warm process (:mod:`jobs.worker_fork`), which computes them.
+    """
     from jobs.progress import format_elapsed
 
     if settings.output == "-":
@@ -193,22 +201,20 @@ def _summary(settings, line, elapsed: float) -> None:
             file=sys.stderr,
         )
         return
-    from jobs.outputs import run_summary
-    from operators.learner import OnlineLearner
+    from jobs.outputs import job_summary
 
-    learner = OnlineLearner(
-        model_spec=settings.model, drift_spec="none", metric_spec=settings.metric
-    )
+    options = dict(model_spec=settings.model, metric_spec=settings.metric, elapsed=elapsed)
     try:
-        summary = run_summary(
-            settings.output,
-            metric=learner.metric_prototype,
-            metric_name=learner.metric_spec,
-            elapsed=elapsed,
-        )
-    except FileNotFoundError:
-        return  # nothing committed
-    print(summary, file=sys.stderr)
+        if zygote is None:
+            raise OSError("no warm process")
+        summary = zygote.summary(settings.output, **options)  # River is imported there
+    except OSError:
+        try:
+            summary = job_summary(settings.output, **options)
+        except FileNotFoundError:
+            summary = None
+    if summary is not None:  # else nothing was committed
+        print(summary, file=sys.stderr)
 
 
 def _cluster(args: argparse.Namespace) -> int:

@@ -341,7 +341,7 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, ro
     for i, key in enumerate(spread_keys):
         args[6][i] = key
     operator = router.getConstructors()[0].newInstance(args)
-    row_type = Types.ROW([Types.INT(), Types.BASIC_ARRAY(Types.STRING())])
+    row_type = Types.ROW([Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
     j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)
     j_rows.uid(UIDS["route"])
     if settings.is_socket:
@@ -417,8 +417,12 @@ def _specs(settings: JobSettings) -> dict:
     )
 
 
-def build_job(env, settings: JobSettings) -> None:
-    """Add the riverflink pipeline to ``env``."""
+def build_job(env, settings: JobSettings, *, model_kind: str | None = None) -> None:
+    """Add the riverflink pipeline to ``env``.
+
+    ``model_kind``: the model's kind, where the caller knows it (see :func:`run_job`);
+    else the specs are built here, which checks them.
+    """
     from pyflink.common import Types
 
     from operators.functions import (
@@ -430,16 +434,18 @@ def build_job(env, settings: JobSettings) -> None:
         WRITE_ON_EVICTION,
         LearnPerKey,
     )
-    from operators.learner import OnlineLearner
     from operators.records import Fields
 
-    learner = OnlineLearner(**_specs(settings))  # validates specs before start-up
+    if model_kind is None:
+        from operators.learner import OnlineLearner
+
+        model_kind = OnlineLearner(**_specs(settings)).kind  # validates specs before start-up
     fields = Fields(
         key=settings.key,
         id=settings.id,
         target=settings.target,
         features=settings.features,
-        numeric_target=learner.kind == "regressor",
+        numeric_target=model_kind == "regressor",
     )
     to_stdout = settings.output == "-"
 
@@ -571,14 +577,39 @@ def _in_background(target, *args):
     return result
 
 
-def run_job(settings: JobSettings, *, progress=None) -> str | None:
+def warm_workers(settings: JobSettings):
+    """The warm process that forks this run's Python workers (:mod:`jobs.worker_fork`),
+    started now; None where workers start otherwise (``flink run``, a ``python.executable``
+    in config.yaml, ``RIVERFLINK_FORK=0``). The caller closes it."""
+    use_project_conf_dir()
+    _use_worker_processes()  # the zygote's environment: that of the workers
+    if "PYFLINK_GATEWAY_PORT" in os.environ or "python.executable" in flink_settings():
+        return None
+    from jobs.worker_fork import Zygote
+
+    return Zygote.start(_specs(settings))
+
+
+#: ``run_job(zygote=...)``'s default: start a warm process for this run, close it after.
+_OWN = object()
+
+
+def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
 
     ``progress`` is called with the REST port of the local mini-cluster before the job
     starts and returns a started :class:`jobs.progress.ProgressLine` (or None); it is
-    stopped when the job ends. Returns the savepoint path with ``--savepoint-on-exit``,
+    stopped when the job ends. ``zygote``: the run's :func:`warm_workers` (or None), if
+    the caller started it. Returns the savepoint path with ``--savepoint-on-exit``,
     else None.
     """
+    if zygote is _OWN:
+        zygote = warm_workers(settings)
+        try:
+            return run_job(settings, progress=progress, zygote=zygote)
+        finally:
+            if zygote is not None:
+                zygote.close()
     use_project_conf_dir()
     _use_worker_processes()
     if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a JVM of our own: start it fast
@@ -586,44 +617,37 @@ def run_job(settings: JobSettings, *, progress=None) -> str | None:
 
         use_archive()
         use_lean_flags()
-    specs = _specs(settings)
-    port = zygote = None
-    if "PYFLINK_GATEWAY_PORT" not in os.environ:
-        if progress is not None:
-            from jobs.progress import free_port
+    port = None
+    if "PYFLINK_GATEWAY_PORT" not in os.environ and progress is not None:
+        from jobs.progress import free_port
 
-            port = free_port()
-        if "python.executable" not in flink_settings():  # else config.yaml picks the workers
-            from jobs.worker_fork import Zygote
-
-            zygote = Zygote.start(specs)  # workers that start warm; before the JVM starts
+        port = free_port()
     # The JVM starts and builds the environment (1 to 2 s of mostly Java work) while this
-    # thread imports River, checks the specs and imports PyFlink's Python operator side.
+    # thread imports PyFlink's Python operator side and learns the model's kind: from the
+    # zygote, which builds the specs first thing (then this process never imports River),
+    # else by building them here.
     environment = _in_background(_environment, settings, port, zygote and zygote.launcher)
     try:
-        from operators.learner import OnlineLearner
-
-        OnlineLearner(**specs)  # a bad spec fails here
         import pyflink.fn_execution.flink_fn_execution_pb2  # noqa: F401 - Beam, for build_job
+
+        kind = zygote.model_kind() if zygote is not None else None
+        if kind is None:
+            from operators.learner import OnlineLearner
+
+            kind = OnlineLearner(**_specs(settings)).kind  # a bad spec fails here
     except BaseException:
         try:  # a JVM left half-started would print its own complaint after we exit
             environment()
         except BaseException:  # noqa: BLE001 - the spec's error is the one to report
             pass
-        if zygote is not None:
-            zygote.close()
         raise
-    try:
-        return _execute(environment(), settings, progress, port)
-    finally:
-        if zygote is not None:
-            zygote.close()
+    return _execute(environment(), settings, progress, port, kind)
 
 
-def _execute(env, settings: JobSettings, progress, port: int | None) -> str | None:
+def _execute(env, settings: JobSettings, progress, port: int | None, kind: str) -> str | None:
     """Build the job in ``env`` and run it (see :func:`run_job`)."""
     env.set_parallelism(settings.parallelism)
-    build_job(env, settings)
+    build_job(env, settings, model_kind=kind)
     line = progress(port) if port is not None else None
     try:
         if settings.savepoint_on_exit:

@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "KeyCurve",
     "OutputSummary",
+    "job_summary",
     "key_metrics",
     "read_output_dir",
     "reason_group",
@@ -314,3 +315,17 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None) 
             f"worst {worst} {values[worst]:.4f} (over {len(values):,} keys with labels)"
         )
     return "\n".join(lines)
+
+
+def job_summary(directory, *, model_spec: str, metric_spec: str | None, elapsed=None) -> str:
+    """:func:`run_summary` with the run's ``--metric``, built from its specs as the job
+    builds it (this imports River)."""
+    from operators.learner import OnlineLearner
+
+    learner = OnlineLearner(model_spec=model_spec, drift_spec="none", metric_spec=metric_spec)
+    return run_summary(
+        directory,
+        metric=learner.metric_prototype,
+        metric_name=learner.metric_spec,
+        elapsed=elapsed,
+    )

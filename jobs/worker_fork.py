@@ -14,6 +14,11 @@ over a Unix socket; the zygote forks, and the child becomes the worker with the
 launcher's streams, environment and working directory, exactly as if the launcher had
 run it, minus the imports. The launcher waits for the worker and exits with its status.
 
+The zygote also spares the client River (about 1 s of imports, on the path to the job's
+start): building the specs is its first step, and it sends the verdict (the model's kind,
+or the spec's error) back on a pipe; at the end of the run it computes the summary of the
+output, which needs River's metrics. Where it cannot answer, the client does both itself.
+
 Where the zygote is gone or cannot be reached, the launcher runs the worker the usual
 way (``exec`` of the real interpreter), so a worker always starts. ``RIVERFLINK_FORK=0``
 turns forking off. Only local runs use it: under ``flink run`` the cluster starts its own
@@ -80,6 +85,7 @@ class Zygote:
     def __init__(self, process: subprocess.Popen, directory: Path):
         self.process = process
         self.directory = directory
+        self._verdict = None  # the pipe of the zygote's verdict on the specs
 
     @property
     def launcher(self) -> str:
@@ -93,6 +99,9 @@ class Zygote:
         """End the zygote (workers forked from it run on) and remove its directory."""
         if self.process.stdin is not None:
             self.process.stdin.close()
+        if self._verdict is not None:
+            self._verdict.close()
+            self._verdict = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
     @classmethod
@@ -109,29 +118,83 @@ class Zygote:
         launcher = Path(zygote.launcher)
         launcher.write_text(LAUNCHER.format(python=sys.executable, env=SOCKET_ENV, module=module))
         launcher.chmod(0o700)
+        verdict, verdict_w = os.pipe()
         zygote.process = subprocess.Popen(
-            [sys.executable, "-m", "jobs.worker_fork", zygote.socket_path, json.dumps(preload)],
+            [
+                sys.executable,
+                "-m",
+                "jobs.worker_fork",
+                zygote.socket_path,
+                json.dumps(preload),
+                str(verdict_w),
+            ],
             stdin=subprocess.PIPE,  # closed when riverflink run ends: the zygote then exits
             close_fds=True,
+            pass_fds=(verdict_w,),
         )
+        os.close(verdict_w)
+        zygote._verdict = os.fdopen(verdict, "rb")
         os.environ[SOCKET_ENV] = zygote.socket_path  # inherited by the JVM, then the workers
         return zygote
 
+    def model_kind(self, timeout: float = 120.0) -> str | None:
+        """The model's kind ("classifier", "regressor", ...), as the zygote found it when it
+        built the specs, its first step. Raises ``ValueError`` with the learner's message
+        for a bad spec. None if the zygote could not tell: the caller checks for itself.
+        """
+        if self._verdict is None:
+            return None
+        ready, _, _ = select.select([self._verdict], [], [], timeout)
+        line = self._verdict.readline() if ready else b""
+        self._verdict.close()
+        self._verdict = None
+        try:
+            verdict = json.loads(line)
+        except ValueError:
+            return None  # the zygote is gone, or took too long
+        if "error" in verdict:
+            raise ValueError(verdict["error"])
+        return verdict.get("kind")
 
-def _preload(specs: dict) -> None:
-    """Import what a worker of this job imports before its first record."""
+    def summary(self, directory: str, **options) -> str | None:
+        """``jobs.outputs.job_summary(directory, **options)`` computed by the zygote, which
+        has River imported already. Raises ``OSError`` where it cannot answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(self.socket_path)
+            request = {"summary": {"directory": directory, **options}}
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            reply = conn.makefile("rb").readline()
+        try:
+            return json.loads(reply)["text"]
+        except (ValueError, KeyError) as exc:
+            raise OSError("the zygote gave no summary") from exc
+
+
+def _preload(specs: dict, verdict_fd: int | None = None) -> None:
+    """Import what a worker of this job imports before its first record.
+
+    River and the specs come first: building them is the check of the specs, whose
+    verdict (one JSON line) goes to ``verdict_fd`` for the client, which then needs no
+    River of its own. Beam follows.
+    """
+    verdict: dict = {}
+    try:
+        from operators.learner import OnlineLearner
+
+        verdict["kind"] = OnlineLearner(**specs).kind  # River's modules of the specs
+    except ValueError as exc:  # a bad spec: the client reports it
+        verdict["error"] = str(exc)
+    except Exception:  # noqa: BLE001 - the client checks for itself and reports it
+        pass
+    if verdict_fd is not None:
+        with os.fdopen(verdict_fd, "wb") as out:
+            out.write(json.dumps(verdict).encode() + b"\n")
     import pyflink.fn_execution.beam.beam_boot  # noqa: F401 - gRPC, Beam's protos
     import pyflink.fn_execution.beam.beam_operations  # noqa: F401 - Beam's worker, coders
     import pyflink.fn_execution.beam.beam_sdk_worker_main  # noqa: F401
     import pyflink.fn_execution.datastream.process.operations  # noqa: F401
 
     import operators.functions  # noqa: F401
-    from operators.learner import OnlineLearner
-
-    try:
-        OnlineLearner(**specs)  # the River modules of the model, detector and metric
-    except Exception:  # noqa: BLE001 - the client reports a bad spec; this only warms up
-        pass
 
 
 def _serve(listener: socket.socket, parent) -> None:
@@ -169,6 +232,9 @@ def _supervise(conn: socket.socket) -> None:
                 raise OSError("launcher went away")
             message += chunk
         request = json.loads(message)
+        if "summary" in request:
+            conn.sendall(json.dumps({"text": _summary(request["summary"])}).encode() + b"\n")
+            return
         pid = os.fork()
         if pid == 0:
             conn.close()
@@ -183,6 +249,16 @@ def _supervise(conn: socket.socket) -> None:
         pass
     finally:
         os._exit(0)
+
+
+def _summary(options: dict) -> str | None:
+    """The end-of-run summary (None: no committed output), computed here for the client."""
+    from jobs.outputs import job_summary
+
+    try:
+        return job_summary(**options)
+    except FileNotFoundError:
+        return None
 
 
 def _become_worker(request: dict, fds: list) -> None:
@@ -220,12 +296,12 @@ def _become_worker(request: dict, fds: list) -> None:
 
 
 def main(argv: list | None = None) -> int:
-    """``python -m jobs.worker_fork SOCKET SPECS_JSON``: the zygote."""
-    path, specs = argv if argv is not None else sys.argv[1:]
+    """``python -m jobs.worker_fork SOCKET SPECS_JSON [VERDICT_FD]``: the zygote."""
+    path, specs, *verdict = argv if argv is not None else sys.argv[1:]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)  # first, so that a launcher that comes early waits, not falls back
     listener.listen(64)
-    _preload(json.loads(specs))
+    _preload(json.loads(specs), int(verdict[0]) if verdict else None)
     try:
         _serve(listener, sys.stdin)
     finally:

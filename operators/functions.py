@@ -25,8 +25,8 @@ from collections import OrderedDict
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
-from operators.learner import DEFAULT_LABEL_TTL, DriftAlert, OnlineLearner, Outcome, Prediction
 from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
+from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from operators.state_commit import pipeline_commits
 from state import envelope
 from state.descriptors import (
@@ -111,6 +111,14 @@ def _injected_failure():
     return int(after), marker
 
 
+def _lines(value) -> list:
+    """The lines of one element: bytes joined by newlines (the Java router), or one line
+    (``str``) or a list of lines (SQL routing)."""
+    if isinstance(value, (bytes, str)):
+        return value.split(b"\n" if isinstance(value, bytes) else "\n")
+    return value
+
+
 class LearnPerKey(KeyedProcessFunction):
     """Per line: parse, find the key's model, run one learning step, write it back, emit.
 
@@ -163,6 +171,10 @@ class LearnPerKey(KeyedProcessFunction):
         self.write_through = writes == WRITE_EACH_ELEMENT
 
     def open(self, runtime_context: RuntimeContext):
+        # River is imported here, in the worker, not where the job is built: the client
+        # that only builds the job never needs it (it takes about 1 s to import).
+        from operators.learner import OnlineLearner
+
         pipeline_commits()
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
@@ -238,7 +250,7 @@ class LearnPerKey(KeyedProcessFunction):
         timings = [0] * (len(TIME_BUCKETS_US) + 1)  # records per time bucket
         total_us = 0.0
         clock = time.perf_counter
-        for line in value.split("\n") if isinstance(value, str) else value:
+        for line in _lines(value):
             started = clock()
             if self._line(line, bucket, now, out, touched, timers, counts):
                 took = (clock() - started) * 1e6

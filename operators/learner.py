@@ -24,10 +24,10 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from operators.records import Record, Rejected
+from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from state.envelope import KeyState
 from state.spec import (
     default_metric,
@@ -39,86 +39,6 @@ from state.spec import (
 )
 
 __all__ = ["DEFAULT_LABEL_TTL", "DriftAlert", "OnlineLearner", "Outcome", "Prediction"]
-
-#: Seconds a prediction waits for its label (``--label-ttl``): one day.
-DEFAULT_LABEL_TTL = 86400.0
-
-
-def _jsonable(value: Any) -> Any:
-    """River may answer with numpy scalars or non-finite floats; JSON wants neither."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy scalar
-        return _jsonable(value.item())
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    key: Any
-    id: Any
-    y_pred: Any
-    y_true: Any
-    n: int
-
-    def to_json(self, kind: bool = False) -> str:
-        out = {"kind": "prediction"} if kind else {}
-        out.update(
-            key=self.key, id=self.id, y_pred=_jsonable(self.y_pred), y_true=self.y_true, n=self.n
-        )
-        return json.dumps(out)
-
-
-@dataclass(frozen=True)
-class DriftAlert:
-    key: Any
-    id: Any
-    n: int
-    detector: str
-    action: str
-    metric: Any = None  # the key's --metric value, this record's prediction included
-
-    def to_json(self, kind: bool = False) -> str:
-        out = {"kind": "alert"} if kind else {}
-        out.update(
-            key=self.key,
-            id=self.id,
-            n=self.n,
-            detector=self.detector,
-            action=self.action,
-            metric=_jsonable(self.metric),
-        )
-        return json.dumps(out)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A delayed label met its prediction: ``y_pred`` was made when the features arrived."""
-
-    key: Any
-    id: Any
-    y_pred: Any
-    y_true: Any
-    delay_s: float
-
-    def to_json(self, kind: bool = False) -> str:
-        out = {"kind": "outcome"} if kind else {}
-        out.update(
-            key=self.key,
-            id=self.id,
-            y_pred=_jsonable(self.y_pred),
-            y_true=self.y_true,
-            delay_s=round(self.delay_s, 3),
-        )
-        return json.dumps(out)
 
 
 class OnlineLearner:

@@ -103,7 +103,13 @@ def _records(n=3000, keys=12, bad_every=97):
     return records, lines
 
 
-def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREAD):
+def _element(lines: list, framing: str):
+    """A batch of lines as it reaches the learner: joined into bytes (riverflink's router)
+    or a list of str (SQL routing)."""
+    return b"\n".join(line.encode("utf-8") for line in lines) if framing == "bytes" else lines
+
+
+def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREAD, framing="list"):
     function = LearnPerKey(
         routing=routing,
         fields=Fields(),
@@ -124,13 +130,13 @@ def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREA
         if sum(map(len, by_bucket.values())) >= batch:  # lines cross in per-bucket batches
             for bucket, batch_lines in by_bucket.items():
                 context.key = bucket
-                outputs.extend(function.process_element(batch_lines, context))
+                outputs.extend(function.process_element(_element(batch_lines, framing), context))
             by_bucket.clear()
             if on_batch is not None:
                 on_batch(function, context)
     for bucket, batch_lines in by_bucket.items():
         context.key = bucket
-        outputs.extend(function.process_element(batch_lines, context))
+        outputs.extend(function.process_element(_element(batch_lines, framing), context))
     predictions = [
         json.loads(row) for out in outputs if isinstance(out, str) for row in out.split("\n")
     ]
@@ -178,14 +184,15 @@ def test_a_key_in_another_routings_bucket_is_rejected_not_learned(routing):
     assert function.live == {}
 
 
+@pytest.mark.parametrize("framing", ["list", "bytes"])
 @pytest.mark.parametrize("notes, budget", [(256, 200_000), (3, 200_000), (256, 10)])
 def test_without_checkpoints_nothing_is_written_and_predictions_stay_rivers(
-    monkeypatch, notes, budget
+    monkeypatch, notes, budget, framing
 ):
     monkeypatch.setattr(functions, "ROLLBACK_NOTES", notes)
     monkeypatch.setattr(functions, "ROLLBACK_BUDGET", budget)
     records, lines = _records()
-    predictions, rejected, state, function = _run(lines, writes=WRITE_ON_EVICTION)
+    predictions, rejected, state, function = _run(lines, writes=WRITE_ON_EVICTION, framing=framing)
     assert _sorted(predictions) == _expected(records)  # rollbacks replay onto the right base
     assert len(rejected) == len(lines) - len(records)
     assert state.writes == 0
@@ -214,9 +221,10 @@ def _line_bucket(line: str, routing: str) -> int:
     return _bucket(parse_line(line).key_id, routing)
 
 
+@pytest.mark.parametrize("framing", ["list", "bytes"])
 @pytest.mark.parametrize("live_keys", [1000, 5])
-def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_keys):
-    """The router sends every bucket an empty list right ahead of each barrier; what Flink
+def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_keys, framing):
+    """The router sends every bucket an empty batch right ahead of each barrier; what Flink
     holds for each key then must count every record of that key that came before."""
     records, lines = _records()
     checked = []
@@ -224,7 +232,7 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
     def checkpoint(function, context):
         for bucket in SPREAD_KEYS:  # the markers, then the barrier
             context.key = bucket
-            assert list(function.process_element([], context)) == []
+            assert list(function.process_element(_element([], framing), context)) == []
         state = context.states[ROUTINGS[SPREAD]]
         for bucket, entries in state.maps.items():
             context.key = bucket
@@ -235,7 +243,12 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
                     checked.append(key_id)
 
     predictions, _, state, function = _run(
-        lines, writes=WRITE_AT_CHECKPOINTS, live_keys=live_keys, batch=50, on_batch=checkpoint
+        lines,
+        writes=WRITE_AT_CHECKPOINTS,
+        live_keys=live_keys,
+        batch=50,
+        on_batch=checkpoint,
+        framing=framing,
     )
     assert _sorted(predictions) == _expected(records)
     assert len(checked) > 100

@@ -96,3 +96,42 @@ def test_the_zygote_leaves_with_riverflink_run_and_takes_its_directory(zygote):
 def test_forking_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("RIVERFLINK_FORK", "0")
     assert Zygote.start(SPECS) is None
+
+
+def test_the_zygote_builds_the_specs_first_and_tells_the_models_kind(zygote):
+    assert zygote.model_kind() == "classifier"
+
+
+def test_a_bad_spec_is_reported_by_the_zygote_as_the_learner_reports_it(monkeypatch):
+    from operators.learner import OnlineLearner
+
+    bad = {"model_spec": "linear_model.Nope()"}
+    with pytest.raises(ValueError) as local:
+        OnlineLearner(**bad)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("RIVERFLINK_FORK", raising=False)
+    monkeypatch.delenv(SOCKET_ENV, raising=False)
+    started = Zygote.start(bad, module="tests.fork_probe")
+    try:
+        with pytest.raises(ValueError) as remote:
+            started.model_kind()
+    finally:
+        started.close()
+    assert str(remote.value) == str(local.value)
+
+
+def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_path):
+    from jobs.outputs import job_summary
+
+    out = tmp_path / "out"
+    (out / "predictions").mkdir(parents=True)
+    rows = [{"key": "a", "id": i, "y_pred": i > 0, "y_true": True, "n": i} for i in range(4)]
+    (out / "predictions" / "part-0-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = dict(model_spec=SPECS["model_spec"], metric_spec="metrics.F1()", elapsed=61.0)
+    text = zygote.summary(str(out), **options)
+    assert text == job_summary(out, **options)
+    assert 'metrics.F1() per key: best "a" 0.8571' in text
+    assert zygote.summary(str(tmp_path / "nothing"), **options) is None  # nothing committed
+    zygote.close()
+    with pytest.raises(OSError):  # gone: the client computes the summary itself
+        zygote.summary(str(out), **options)

@@ -17,6 +17,12 @@ import org.apache.flink.types.Row;
 /**
  * riverflink's router: raw input lines in, (routing bucket, lines of that bucket) out.
  *
+ * <p>The lines of a bucket leave as one byte array: the lines' own bytes (each line arrives as
+ * ISO-8859-1 characters, one per byte of the input), joined by newlines. Flink copies a byte
+ * array between tasks and into Python in one piece, where an array of strings goes character by
+ * character, twice. Empty lines are dropped (the learner skips them anyway), so an empty array
+ * is never a batch of lines: it is the checkpoint marker.
+ *
  * <p>The bucket of a line comes from its key field's text (what Flink SQL's {@code JSON_VALUE}
  * gives, or the empty string). With {@code spreadKeys} (riverflink's {@code spread} routing, see
  * {@code state/descriptors.py}) Java's hash of the text, mixed by MurmurHash3's finalizer, picks
@@ -86,9 +92,12 @@ public class RouteLines extends AbstractStreamOperator<Row>
     @Override
     public void processElement(StreamRecord<String> element) throws Exception {
         String line = element.getValue();
+        if (line.isEmpty()) {
+            return;
+        }
         int bucket = indexOf(keyText(line, keyField, quotedField));
         if (batchLines == 1) {
-            output.collect(new StreamRecord<>(Row.of(key(bucket), new String[] {line})));
+            output.collect(new StreamRecord<>(Row.of(key(bucket), joined(List.of(line)))));
             return;
         }
         List<String> lines = pending[bucket];
@@ -125,8 +134,27 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private void send(int bucket) {
         List<String> lines = pending[bucket];
         waiting -= lines.size();
-        output.collect(new StreamRecord<>(Row.of(key(bucket), lines.toArray(new String[0]))));
+        output.collect(new StreamRecord<>(Row.of(key(bucket), joined(lines))));
         lines.clear();
+    }
+
+    /** The lines' bytes (ISO-8859-1: one byte per character), joined by newlines. */
+    @SuppressWarnings("deprecation") // String.getBytes(int, int, byte[], int): exactly ISO-8859-1
+    static byte[] joined(List<String> lines) {
+        int size = lines.size() - 1;
+        for (String line : lines) {
+            size += line.length();
+        }
+        byte[] out = new byte[size];
+        int at = 0;
+        for (String line : lines) {
+            if (at > 0) {
+                out[at++] = '\n';
+            }
+            line.getBytes(0, line.length(), out, at);
+            at += line.length();
+        }
+        return out;
     }
 
     private void flushAll() {
@@ -147,7 +175,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
             // A checkpoint marker per bucket, an empty list of lines, right ahead of the
             // barrier: the learner writes the bucket's changed models to Flink state then.
             for (int bucket = 0; bucket < buckets; bucket++) {
-                output.collect(new StreamRecord<>(Row.of(key(bucket), new String[0])));
+                output.collect(new StreamRecord<>(Row.of(key(bucket), new byte[0])));
             }
         }
         super.prepareSnapshotPreBarrier(checkpointId);

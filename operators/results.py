@@ -1,0 +1,94 @@
+"""What the learner emits: predictions, drift alerts and outcomes of delayed labels.
+
+Frozen dataclasses, each with its JSON line. Free of River (and of Flink), so that
+modules which only name these (the Flink functions, the job's client) import fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_LABEL_TTL", "DriftAlert", "Outcome", "Prediction", "jsonable"]
+
+#: Seconds a prediction waits for its label (``--label-ttl``): one day.
+DEFAULT_LABEL_TTL = 86400.0
+
+
+def jsonable(value: Any) -> Any:
+    """River may answer with numpy scalars or non-finite floats; JSON wants neither."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy scalar
+        return jsonable(value.item())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    key: Any
+    id: Any
+    y_pred: Any
+    y_true: Any
+    n: int
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "prediction"} if kind else {}
+        out.update(
+            key=self.key, id=self.id, y_pred=jsonable(self.y_pred), y_true=self.y_true, n=self.n
+        )
+        return json.dumps(out)
+
+
+@dataclass(frozen=True)
+class DriftAlert:
+    key: Any
+    id: Any
+    n: int
+    detector: str
+    action: str
+    metric: Any = None  # the key's --metric value, this record's prediction included
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "alert"} if kind else {}
+        out.update(
+            key=self.key,
+            id=self.id,
+            n=self.n,
+            detector=self.detector,
+            action=self.action,
+            metric=jsonable(self.metric),
+        )
+        return json.dumps(out)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A delayed label met its prediction: ``y_pred`` was made when the features arrived."""
+
+    key: Any
+    id: Any
+    y_pred: Any
+    y_true: Any
+    delay_s: float
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "outcome"} if kind else {}
+        out.update(
+            key=self.key,
+            id=self.id,
+            y_pred=jsonable(self.y_pred),
+            y_true=self.y_true,
+            delay_s=round(self.delay_s, 3),
+        )
+        return json.dumps(out)
