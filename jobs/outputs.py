@@ -11,10 +11,12 @@ placed at that prediction's ``n``.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import math
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -156,9 +158,27 @@ def _score(task: str, y_pred, y_true) -> float:
     return 1.0 if y_pred == y_true else 0.0
 
 
+@contextmanager
+def _without_gc():
+    """Python's cycle collector off for a while: reading a big output creates hundreds of
+    thousands of rows and tuples, none in a cycle, and the collector scanned them again and
+    again (a third of the end-of-run summary's time at 300,000 lines)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_output_dir(directory) -> OutputSummary:
     """Read ``predictions/``, ``alerts/``, ``outcomes/`` and ``rejected/`` of one output."""
-    directory = Path(directory)
+    with _without_gc():
+        return _read_output_dir(Path(directory))
+
+
+def _read_output_dir(directory: Path) -> OutputSummary:
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such output directory")
     if not any((directory / kind).is_dir() for kind in KINDS):
@@ -167,44 +187,48 @@ def read_output_dir(directory) -> OutputSummary:
             "outcomes/ or rejected/ in it)"
         )
     counts: Counter = Counter()
-    keys: dict = {}
-    labeled: list = []  # (key JSON, n, y_pred, y_true)
+    keys: dict = {}  # key JSON -> KeyCurve
+    labeled: list = []  # (KeyCurve, n, y_pred, y_true)
     waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
+    seen: dict = {}  # (type, key) -> (key JSON, KeyCurve): 1, 1.0 and True are three keys
 
-    slots: dict = {}  # (type, key) -> the key's JSON text (1, 1.0 and True are three keys)
-
-    def slot_of(key) -> str:
+    def entry(key) -> tuple:
         memo = (key.__class__, key)
-        slot = slots.get(memo)
-        if slot is None:
-            slot = slots[memo] = json.dumps(key)
-        return slot
+        hit = seen.get(memo)
+        if hit is None:
+            slot = json.dumps(key)
+            key_curve = keys.get(slot)
+            if key_curve is None:
+                key_curve = keys[slot] = KeyCurve(key)
+            hit = seen[memo] = (slot, key_curve)
+        return hit
 
-    def curve(slot: str, key) -> KeyCurve:
-        key_curve = keys.get(slot)
-        if key_curve is None:
-            key_curve = keys[slot] = KeyCurve(key)
-        return key_curve
-
+    # Tight loops, locals only: the end-of-run summary of a big run reads every line.
+    lines = 0
     for row in committed_lines(directory / "predictions"):
-        counts["predictions"] += 1
-        slot = slot_of(row["key"])
-        key_curve = curve(slot, row["key"])
-        key_curve.records = max(key_curve.records, row["n"] + 1)
-        if row["y_true"] is not None:
-            labeled.append((slot, row["n"], row["y_pred"], row["y_true"]))
+        lines += 1
+        key = row["key"]
+        hit = seen.get((key.__class__, key)) or entry(key)
+        n = row["n"]
+        key_curve = hit[1]
+        if n >= key_curve.records:
+            key_curve.records = n + 1
+        y_true = row["y_true"]
+        if y_true is not None:
+            labeled.append((key_curve, n, row["y_pred"], y_true))
         elif row["id"] is not None:
-            waiting[slot, json.dumps(row["id"])] = (row["n"], row["y_pred"])
+            waiting[hit[0], json.dumps(row["id"])] = (n, row["y_pred"])
+    counts["predictions"] = lines
     for row in committed_lines(directory / "outcomes"):
         counts["outcomes"] += 1
-        slot = slot_of(row["key"])
-        curve(slot, row["key"]).delayed += 1
+        slot, key_curve = entry(row["key"])
+        key_curve.delayed += 1
         n, _ = waiting.get((slot, json.dumps(row["id"])), (None, None))
         if n is not None:
-            labeled.append((slot, n, row["y_pred"], row["y_true"]))
+            labeled.append((key_curve, n, row["y_pred"], row["y_true"]))
     for row in committed_lines(directory / "alerts"):
         counts["alerts"] += 1
-        curve(slot_of(row["key"]), row["key"]).alerts.append(row["n"])
+        entry(row["key"])[1].alerts.append(row["n"])
     rejected: Counter = Counter()
     for row in committed_lines(directory / "rejected"):
         counts["rejected"] += 1
@@ -216,11 +240,16 @@ def read_output_dir(directory) -> OutputSummary:
         task = "regression"
     else:
         task = "classification"
-    for slot, n, y_pred, y_true in labeled:
-        keys[slot].pairs.append((n, y_true, y_pred))
-        score = _score(task, y_pred, y_true)
-        if not math.isnan(score):
-            keys[slot].scores.append((n, score))
+    for key_curve, n, y_pred, y_true in labeled:
+        key_curve.pairs.append((n, y_true, y_pred))
+    if task == "classification":
+        for key_curve, n, y_pred, y_true in labeled:
+            key_curve.scores.append((n, 1.0 if y_pred == y_true else 0.0))
+    else:
+        for key_curve, n, y_pred, y_true in labeled:
+            score = _score(task, y_pred, y_true)
+            if not math.isnan(score):
+                key_curve.scores.append((n, score))
     return OutputSummary(directory, task, keys, counts, rejected)
 
 
@@ -270,6 +299,11 @@ def key_metrics(summary: OutputSummary, metric) -> dict:
     ``metric`` must not have been updated. Predictions of ``None`` are skipped, as River's
     progressive validation does.
     """
+    with _without_gc():
+        return _key_metrics(summary, metric)
+
+
+def _key_metrics(summary: OutputSummary, metric) -> dict:
     values = {}
     for slot, key_curve in summary.keys.items():
         if not key_curve.pairs:
