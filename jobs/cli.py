@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         nonlocal line
         from jobs.progress import ProgressLine
 
-        line = ProgressLine(port, total=_total_lines(settings), quiet=args.quiet).start()
+        line = ProgressLine(port, total=lambda: _total_lines(settings), quiet=args.quiet).start()
         return line
 
     with contextlib.ExitStack() as cleanup:

@@ -520,7 +520,7 @@ def _use_worker_processes() -> None:
 CANCEL_TIMEOUT = 10.0
 
 
-def wait_for(future, *, timeout: float | None = None, poll: float = 0.2):
+def wait_for(future, *, timeout: float | None = None, poll: float = 0.05):
     """``future.result()`` of a PyFlink future, waited for in short sleeps.
 
     A thread blocked inside a call to the JVM can hold Ctrl-C back for as long as the call

@@ -164,7 +164,9 @@ class _Rest:
 class ProgressLine:
     """A background thread that redraws the progress line until :meth:`stop`."""
 
-    def __init__(self, port: int, *, total: int | None, stream=None, quiet: bool = False):
+    def __init__(self, port: int, *, total, stream=None, quiet: bool = False):
+        """``total``: the input's lines (None: unknown), or a function that counts them,
+        called in the background so the job need not wait for the count."""
         self.rest = _Rest(port)
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
@@ -207,6 +209,11 @@ class ProgressLine:
         return f"job {state.lower()}"
 
     def _loop(self) -> None:
+        if callable(self.total):
+            try:
+                self.total = self.total()
+            except OSError:  # an input that went away: the line shows no total
+                self.total = None
         last_print = 0.0
         while not self._stop.wait(1.0):
             try:
