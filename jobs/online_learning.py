@@ -628,7 +628,9 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     # else by building them here.
     environment = _in_background(_environment, settings, port, zygote and zygote.launcher)
     try:
-        import pyflink.fn_execution.flink_fn_execution_pb2  # noqa: F401 - Beam, for build_job
+        from jobs.lean_imports import import_job_messages
+
+        import_job_messages()  # for build_job
 
         kind = zygote.model_kind() if zygote is not None else None
         if kind is None:
