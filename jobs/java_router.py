@@ -34,8 +34,10 @@ CLASS_NAME = "riverflink.RouteLines"
 
 
 def _sources() -> list:
-    root = Path(__file__).resolve().parent.parent / "operators" / "java"
-    return sorted(root.glob("**/*.java"))
+    """riverflink's Java classes: the router (``operators/java/``) and the early
+    mini-cluster (``jobs/java/``, see :mod:`jobs.early_cluster`), built into one jar."""
+    root = Path(__file__).resolve().parent.parent
+    return sorted([*root.glob("operators/java/**/*.java"), *root.glob("jobs/java/**/*.java")])
 
 
 def _pyflink_jars() -> list:

@@ -417,11 +417,11 @@ def _specs(settings: JobSettings) -> dict:
     )
 
 
-def build_job(env, settings: JobSettings, *, model_kind: str | None = None) -> None:
+def build_job(env, settings: JobSettings, *, check_specs: bool = True) -> None:
     """Add the riverflink pipeline to ``env``.
 
-    ``model_kind``: the model's kind, where the caller knows it (see :func:`run_job`);
-    else the specs are built here, which checks them.
+    ``check_specs``: build the specs here, which checks them (this imports River);
+    :func:`run_job` checks them beside, in the warm worker process, while it builds.
     """
     from pyflink.common import Types
 
@@ -436,16 +436,13 @@ def build_job(env, settings: JobSettings, *, model_kind: str | None = None) -> N
     )
     from operators.records import Fields
 
-    if model_kind is None:
+    if check_specs:
         from operators.learner import OnlineLearner
 
-        model_kind = OnlineLearner(**_specs(settings)).kind  # validates specs before start-up
+        OnlineLearner(**_specs(settings))  # a bad spec fails here, before start-up
+    # Whether labels must be numbers (regressors) is up to the learner, in each worker.
     fields = Fields(
-        key=settings.key,
-        id=settings.id,
-        target=settings.target,
-        features=settings.features,
-        numeric_target=model_kind == "regressor",
+        key=settings.key, id=settings.id, target=settings.target, features=settings.features
     )
     to_stdout = settings.output == "-"
 
@@ -536,11 +533,16 @@ def wait_for(future, *, timeout: float | None = None, poll: float = 0.05):
 
 
 def _environment(settings: JobSettings, port: int | None, worker: str | None):
-    """PyFlink's JVM (started on first use), then the job's execution environment.
+    """PyFlink's JVM (started on first use), then ``(env, early, port)``: the job's
+    execution environment, its local mini-cluster started early (None if not, see
+    :mod:`jobs.early_cluster`) and the port of the cluster's REST API (None: no API; 0:
+    any free port, which the early cluster reports once it has started).
 
     ``worker``: the command that starts Python workers (see :mod:`jobs.worker_fork`).
     """
     from pyflink.datastream import StreamExecutionEnvironment
+
+    from jobs.early_cluster import EarlyCluster
 
     conf = flink_configuration(settings)
     if worker is not None:
@@ -551,7 +553,18 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
         conf.set_string("rest.address", "127.0.0.1")
         conf.set_string("rest.bind-address", "127.0.0.1")
         conf.set_string("metrics.fetcher.update-interval", "1000")
-    return StreamExecutionEnvironment.get_execution_environment(conf)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    early = EarlyCluster.start(env, settings.parallelism)
+    if early is None and port == 0:  # started the usual way after all: pick a free port for it
+        from pyflink.util.java_utils import get_j_env_configuration
+
+        from jobs.progress import free_port
+
+        port = free_port()
+        get_j_env_configuration(env._j_stream_execution_environment).setString(
+            "rest.port", str(port)
+        )
+    return env, early, port
 
 
 def _in_background(target, *args):
@@ -617,48 +630,63 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
 
         use_archive()
         use_lean_flags()
-    port = None
+    port = None  # of the mini-cluster's REST API, for the progress line
     if "PYFLINK_GATEWAY_PORT" not in os.environ and progress is not None:
+        from jobs.early_cluster import EarlyCluster
         from jobs.progress import free_port
 
-        port = free_port()
-    # The JVM starts and builds the environment (1 to 2 s of mostly Java work) while this
-    # thread imports PyFlink's Python operator side and learns the model's kind: from the
-    # zygote, which builds the specs first thing (then this process never imports River),
-    # else by building them here.
+        # A cluster started early reports the free port it bound (no other process can
+        # take it between a check and the bind); else choose one now.
+        port = 0 if EarlyCluster.possible() else free_port()
+    # The JVM starts, builds the environment and starts the mini-cluster (1 to 2 s of
+    # mostly Java work) while this thread imports what building the job needs; the job is
+    # built while the zygote checks the specs (it builds them first thing, so this process
+    # never imports River); without a zygote, this process checks them.
     environment = _in_background(_environment, settings, port, zygote and zygote.launcher)
+    env = early = None
     try:
         from jobs.lean_imports import import_job_messages
 
-        import_job_messages()  # for build_job
-
-        kind = zygote.model_kind() if zygote is not None else None
-        if kind is None:
+        import_job_messages()
+        env, early, port = environment()
+        env.set_parallelism(settings.parallelism)
+        build_job(env, settings, check_specs=False)
+        if zygote is None or zygote.model_kind() is None:
             from operators.learner import OnlineLearner
 
-            kind = OnlineLearner(**_specs(settings)).kind  # a bad spec fails here
+            OnlineLearner(**_specs(settings))  # a bad spec fails here
     except BaseException:
-        try:  # a JVM left half-started would print its own complaint after we exit
-            environment()
-        except BaseException:  # noqa: BLE001 - the spec's error is the one to report
-            pass
+        if env is None:
+            try:  # a JVM left half-started would print its own complaint after we exit
+                env, early, port = environment()
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
+        if early is not None:
+            early.discard()
         raise
-    return _execute(environment(), settings, progress, port, kind)
+    return _execute(env, early, settings, progress, port)
 
 
-def _execute(env, settings: JobSettings, progress, port: int | None, kind: str) -> str | None:
-    """Build the job in ``env`` and run it (see :func:`run_job`)."""
-    env.set_parallelism(settings.parallelism)
-    build_job(env, settings, model_kind=kind)
+def _execute(env, early, settings: JobSettings, progress, port: int | None) -> str | None:
+    """Run the job built in ``env`` (see :func:`run_job`); ``early``: its mini-cluster,
+    started already (:mod:`jobs.early_cluster`), or None."""
+
+    def submit():
+        if early is None:
+            return env.execute_async("riverflink")
+        return early.execute_async(env, "riverflink")
+
+    if port == 0:
+        port = early.rest_port()
     line = progress(port) if port is not None else None
     try:
         if settings.savepoint_on_exit:
-            return _run_to_savepoint(env, settings)
+            return _run_to_savepoint(submit, settings)
         if "PYFLINK_GATEWAY_PORT" in os.environ:
             # Started by `flink run`: the CLI decides (detached `submit` returns at once).
             env.execute("riverflink")
             return None
-        job_client = env.execute_async("riverflink")
+        job_client = submit()
         try:
             wait_for(job_client.get_job_execution_result())  # raises the job's failure
         except KeyboardInterrupt:
@@ -671,10 +699,14 @@ def _execute(env, settings: JobSettings, progress, port: int | None, kind: str) 
     finally:
         if line is not None:
             line.stop()
+        if early is not None:
+            early.discard()  # only if the job never reached it
 
 
-def _run_to_savepoint(env, settings: JobSettings) -> str:
-    """Run until every input line has committed output, then stop with a savepoint."""
+def _run_to_savepoint(submit, settings: JobSettings) -> str:
+    """Run until every input line has committed output, then stop with a savepoint.
+
+    ``submit()`` submits the job and returns its client."""
     from jobs import exit_savepoint
 
     total = exit_savepoint.count_records(exit_savepoint.input_files(settings.source))
@@ -683,7 +715,7 @@ def _run_to_savepoint(env, settings: JobSettings) -> str:
     counter = exit_savepoint.CommitCounter(
         [out / "predictions", out / "outcomes", out / "rejected"]
     )
-    job_client = env.execute_async("riverflink")
+    job_client = submit()
     try:
         exit_savepoint.wait_for_output(job_client, counter, total)
         return exit_savepoint.stop_with_savepoint(job_client, settings.savepoint_on_exit)

@@ -21,6 +21,7 @@ import os
 import time
 from bisect import bisect_left
 from collections import OrderedDict
+from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
@@ -184,6 +185,8 @@ class LearnPerKey(KeyedProcessFunction):
             label_ttl=self.label_ttl,
             metric_spec=self.metric_spec,
         )
+        # Regressors need numbers as labels; the learner knows its model's kind.
+        self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
         self.state = runtime_context.get_map_state(
             key_state_descriptor(routing=self.routing, ttl_seconds=self.ttl_seconds)
         )

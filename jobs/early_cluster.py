@@ -1,0 +1,87 @@
+"""The local mini-cluster, started while the job is still being built.
+
+``env.execute_async`` starts the mini-cluster only once the job is complete: on a cold
+JVM most of a second of Java work after the job is built. riverflink starts it as soon
+as the execution environment exists, in a JVM thread of its own
+(``jobs/java/riverflink/EarlyMiniCluster.java``), so it comes up while the client
+builds the job and the warm worker process checks the model spec. The job then goes
+through Flink's own local executor, which is handed this cluster instead of starting
+one: same configuration, same submission, same shutdown when the job ends.
+
+Only local runs do this (not under ``flink run``), and only where riverflink's Java
+classes are built (:mod:`jobs.java_router`); ``RIVERFLINK_EARLY_CLUSTER=0`` turns it
+off. Anything unexpected on the way falls back to ``env.execute_async``.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["CLASS_NAME", "EarlyCluster"]
+
+#: The Java class, in the jar of :mod:`jobs.java_router`.
+CLASS_NAME = "riverflink.EarlyMiniCluster"
+
+
+class EarlyCluster:
+    """A mini-cluster starting in the JVM for the job ``env`` is about to hold."""
+
+    def __init__(self, j_cluster):
+        self._j_cluster = j_cluster
+
+    @staticmethod
+    def possible() -> bool:
+        """Whether :meth:`start` will try (a local run with riverflink's Java classes)."""
+        if os.environ.get("RIVERFLINK_EARLY_CLUSTER", "1").strip() == "0":
+            return False
+        if "PYFLINK_GATEWAY_PORT" in os.environ:  # `flink run`: the cluster exists already
+            return False
+        from jobs.java_router import router_jar
+
+        return router_jar() is not None
+
+    @classmethod
+    def start(cls, env, parallelism: int) -> EarlyCluster | None:
+        """Start the cluster now; None where it cannot (then execute as usual)."""
+        if not cls.possible():
+            return None
+        from py4j.protocol import Py4JError
+        from pyflink.java_gateway import get_gateway
+        from pyflink.util.java_utils import get_j_env_configuration, load_java_class
+
+        from jobs.java_router import router_jar
+
+        jar = router_jar()
+        try:
+            gateway = get_gateway()
+            jvm = gateway.jvm
+            flink = load_java_class("org.apache.flink.runtime.minicluster.MiniCluster")
+            urls = gateway.new_array(jvm.java.net.URL, 1)
+            urls[0] = jvm.java.net.URL(jar.as_uri())
+            loader = jvm.java.net.URLClassLoader(urls, flink.getClassLoader())
+            args = gateway.new_array(jvm.java.lang.Object, 2)
+            args[0] = get_j_env_configuration(env._j_stream_execution_environment)
+            args[1] = jvm.java.lang.Integer(parallelism)
+            constructor = loader.loadClass(CLASS_NAME).getConstructors()[0]
+            return cls(constructor.newInstance(args))
+        except Py4JError:
+            return None
+
+    def rest_port(self) -> int:
+        """The port its REST API listens on, once it has started (it may pick any free
+        port: ``rest.port`` 0)."""
+        return int(self._j_cluster.restPort())
+
+    def execute_async(self, env, job_name: str):
+        """``env.execute_async(job_name)``, on this cluster: the job's client, once submitted."""
+        from pyflink.common.job_client import JobClient
+
+        j_graph = env._generate_stream_graph(clear_transformations=True, job_name=job_name)
+        return JobClient(self._j_cluster.execute(env._j_stream_execution_environment, j_graph))
+
+    def discard(self) -> None:
+        """Close the cluster if no job was given to it (the job failed to build)."""
+        try:
+            self._j_cluster.discard()
+        except Exception:  # noqa: BLE001 - the JVM may be gone already; nothing to close
+            pass

@@ -1,0 +1,155 @@
+package riverflink;
+
+import java.lang.reflect.Field;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.apache.flink.api.dag.Pipeline;
+import org.apache.flink.client.deployment.executors.LocalExecutor;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.configuration.RestOptions;
+import org.apache.flink.configuration.TaskManagerOptions;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.runtime.minicluster.MiniCluster;
+import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
+import org.apache.flink.runtime.minicluster.RpcServiceSharing;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.util.MathUtils;
+
+/**
+ * The local mini-cluster, started while the job is still being built.
+ *
+ * <p>Flink's local executor starts the mini-cluster only once it holds the finished job, and
+ * on a cold JVM that start takes most of a second. This cluster starts in a thread of its own
+ * as soon as the environment exists, with exactly the configuration the executor would give it
+ * ({@code PerJobMiniClusterFactory}: one task manager, slots from {@code
+ * taskmanager.numberOfTaskSlots} or else the job's parallelism). {@link #execute} then runs the
+ * job through Flink's own {@link LocalExecutor}, whose cluster factory hands it this cluster;
+ * its {@link #start} waits for the early start instead of starting a second time. The job's
+ * client shuts the cluster down when the job ends, as it does any local cluster. Should the
+ * executor ask for another shape of cluster (more slots than expected), it gets a new one and
+ * this one is closed.
+ */
+public final class EarlyMiniCluster extends MiniCluster {
+
+    private final MiniClusterConfiguration shape;
+    private final CompletableFuture<Void> started = new CompletableFuture<>();
+    private final AtomicBoolean used = new AtomicBoolean();
+
+    /** Starts at once, in the background, the cluster for a job of this parallelism. */
+    public EarlyMiniCluster(Configuration configuration, int parallelism) {
+        this(clusterConfiguration(configuration, parallelism));
+    }
+
+    private EarlyMiniCluster(MiniClusterConfiguration shape) {
+        super(shape);
+        this.shape = shape;
+        Thread thread = new Thread(this::startEarly, "riverflink-early-mini-cluster");
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** {@code PerJobMiniClusterFactory.getMiniClusterConfig}, for a known parallelism. */
+    static MiniClusterConfiguration clusterConfiguration(Configuration base, int parallelism) {
+        Configuration configuration = new Configuration(base);
+        if (!configuration.contains(RestOptions.BIND_PORT)) {
+            configuration.set(RestOptions.BIND_PORT, "0");
+        }
+        int taskManagers = configuration.get(TaskManagerOptions.MINI_CLUSTER_NUM_TASK_MANAGERS);
+        Map<String, String> overrides = configuration.get(PipelineOptions.PARALLELISM_OVERRIDES);
+        int most = parallelism;
+        if (overrides != null) {
+            for (String value : overrides.values()) {
+                most = Math.max(most, Integer.parseInt(value));
+            }
+        }
+        int slots =
+                configuration
+                        .getOptional(TaskManagerOptions.NUM_TASK_SLOTS)
+                        .orElse(
+                                most > 0
+                                        ? MathUtils.divideRoundUp(most, taskManagers)
+                                        : TaskManagerOptions.NUM_TASK_SLOTS.defaultValue());
+        return new MiniClusterConfiguration.Builder()
+                .setConfiguration(configuration)
+                .setNumTaskManagers(taskManagers)
+                .setRpcServiceSharing(RpcServiceSharing.SHARED)
+                .setNumSlotsPerTaskManager(slots)
+                .build();
+    }
+
+    private void startEarly() {
+        try {
+            super.start();
+            started.complete(null);
+        } catch (Throwable failure) {
+            started.completeExceptionally(failure);
+        }
+    }
+
+    /** Waits for the early start (and fails as it failed): the executor calls this. */
+    @Override
+    public void start() throws Exception {
+        try {
+            started.get();
+        } catch (ExecutionException failed) {
+            Throwable cause = failed.getCause();
+            throw cause instanceof Exception ? (Exception) cause : failed;
+        }
+    }
+
+    /** The port of the REST API once started ({@code rest.port} 0 binds any free port). */
+    public int restPort() throws Exception {
+        start();
+        return getRestAddress().get().getPort();
+    }
+
+    /**
+     * Submits the job as {@code env.executeAsync(graph)} does on a local environment, on this
+     * cluster; returns the job's client once the job is submitted.
+     */
+    public JobClient execute(StreamExecutionEnvironment env, Pipeline graph) throws Exception {
+        if (!used.compareAndSet(false, true)) {
+            throw new IllegalStateException("this mini-cluster already ran a job");
+        }
+        Configuration configuration = (Configuration) field(env, "configuration");
+        ClassLoader classLoader = (ClassLoader) field(env, "userClassloader");
+        LocalExecutor executor =
+                LocalExecutor.createWithFactory(
+                        configuration, wanted -> suits(wanted) ? this : replaced(wanted));
+        return executor.execute(graph, configuration, classLoader).get();
+    }
+
+    private boolean suits(MiniClusterConfiguration wanted) {
+        return wanted.getNumTaskManagers() == shape.getNumTaskManagers()
+                && wanted.getConfiguration()
+                        .get(TaskManagerOptions.NUM_TASK_SLOTS)
+                        .equals(shape.getConfiguration().get(TaskManagerOptions.NUM_TASK_SLOTS));
+    }
+
+    private MiniCluster replaced(MiniClusterConfiguration wanted) {
+        closeWhenStarted();
+        return new MiniCluster(wanted);
+    }
+
+    /** Closes the cluster unless a job was given to it (the job's end closes it then). */
+    public void discard() {
+        if (used.compareAndSet(false, true)) {
+            closeWhenStarted();
+        }
+    }
+
+    private void closeWhenStarted() {
+        started.whenComplete((ok, failure) -> closeAsync());
+    }
+
+    /** What the environment's own {@code executeAsync} passes to its executor. */
+    private static Object field(StreamExecutionEnvironment env, String name) throws Exception {
+        Field field = StreamExecutionEnvironment.class.getDeclaredField(name);
+        field.setAccessible(true);
+        return field.get(env);
+    }
+}
