@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -149,11 +150,19 @@ def _run(args: argparse.Namespace) -> int:
         nonlocal line
         from jobs.progress import ProgressLine
 
-        line = ProgressLine(port, total=lambda: _total_lines(settings), quiet=args.quiet).start()
+        line = ProgressLine(
+            port, total=lambda: _total_lines(settings), quiet=args.quiet, live=live
+        ).start()
         return line
 
     with contextlib.ExitStack() as cleanup:
         interrupted, zygote = False, None
+        live = None  # the directory of the workers' live counts (operators/live_counts.py)
+        if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a local run: its workers are ours
+            from operators.live_counts import ENV as LIVE_COUNTS_ENV
+
+            live = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-counts-"))
+            os.environ[LIVE_COUNTS_ENV] = live  # the JVM and its workers inherit it
         try:
             settings = settings_from_args(args)
             from jobs.online_learning import run_job, warm_workers
@@ -172,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
             return 1
         if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
-            _summary(settings, line, time.monotonic() - started, zygote)
+            _summary(settings, line, time.monotonic() - started, zygote, live)
     if interrupted:
         return 130
     if settings.output != "-":
@@ -183,21 +192,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(settings, line, elapsed: float, zygote=None) -> None:
-    """The end-of-run lines: what the committed output holds (or, on stdout, the counters).
+def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:
+    """The end-of-run lines: what the committed output holds (or, on stdout, the counts).
 
     ``zygote``: the run's warm process (:mod:`jobs.worker_fork`), which computes them.
+    ``live``: the directory of the workers' live counts, exact once the job has ended.
     """
     from jobs.progress import format_elapsed
 
     if settings.output == "-":
-        counted = line.last if line is not None else {}
+        from operators.live_counts import read_live_counts
+
+        counted = read_live_counts(live) if live is not None else None
+        source = "lines processed, replays after a restart included"
+        if counted is None:
+            counted = line.last if line is not None else {}
+            source = "Flink's counters at their last report"
         print(
             f"riverflink: {counted.get('lines', 0):,} lines in {format_elapsed(elapsed)}: "
             f"{counted.get('predictions', 0):,} predictions, "
             f"{counted.get('outcomes', 0):,} delayed labels learned, "
             f"{counted.get('alerts', 0):,} alerts, {counted.get('rejected', 0):,} rejected "
-            "(Flink's counters at their last report)",
+            f"({source})",
             file=sys.stderr,
         )
         return

@@ -1,12 +1,12 @@
 """What a running job is doing, on one line of stderr; and what it did, when it ends.
 
-The local mini-cluster serves Flink's REST API on a free localhost port
-(``rest_port``); :class:`ProgressLine` polls the learning operator's counters
-there every second and redraws one line: lines done (of the input's total for
-files), records/s, elapsed time, predictions, alerts, rejected. On a terminal
-the line is redrawn in place; otherwise (a log file, CI) a new line is written
-every 2 seconds. The end-of-run summary is printed either way, also with
-``--quiet``.
+:class:`ProgressLine` reads the workers' live counts (``operators/live_counts.py``)
+every second, or where there are none the learning operator's counters from Flink's
+REST API (served by the local mini-cluster on a free localhost port), and redraws one
+line: lines done (of the input's total for files), records/s, elapsed time,
+predictions, alerts, rejected. On a terminal the line is redrawn in place; otherwise
+(a log file, CI) a new line is written every 2 seconds. The end-of-run summary is
+printed either way, also with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import threading
 import time
 import urllib.request
 from collections import deque
+
+from operators.live_counts import read_live_counts
 
 __all__ = ["ProgressLine", "count_lines", "format_elapsed", "format_progress", "free_port"]
 
@@ -164,10 +166,13 @@ class _Rest:
 class ProgressLine:
     """A background thread that redraws the progress line until :meth:`stop`."""
 
-    def __init__(self, port: int, *, total, stream=None, quiet: bool = False):
+    def __init__(self, port: int, *, total, stream=None, quiet: bool = False, live=None):
         """``total``: the input's lines (None: unknown), or a function that counts them,
-        called in the background so the job need not wait for the count."""
+        called in the background so the job need not wait for the count. ``live``: the
+        directory of the workers' live counts (``operators/live_counts.py``), read in
+        preference to Flink's counters, which move only when a bundle of records ends."""
         self.rest = _Rest(port)
+        self.live = live
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
@@ -216,10 +221,14 @@ class ProgressLine:
                 self.total = None
         last_print = 0.0
         while not self._stop.wait(1.0):
-            try:
-                counts = self.rest.counts()
-            except (OSError, ValueError, KeyError, http.client.HTTPException):
-                counts = None  # not up yet, or shutting down
+            counts = None
+            if self.live is not None:
+                counts = read_live_counts(self.live)
+            if counts is None:
+                try:
+                    counts = self.rest.counts()
+                except (OSError, ValueError, KeyError, http.client.HTTPException):
+                    counts = None  # not up yet, or shutting down
             now = time.monotonic()
             if counts is not None:
                 self.last = counts

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
+from operators.live_counts import LiveCounts
 from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
 from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from operators.state_commit import pipeline_commits
@@ -218,6 +219,16 @@ class LearnPerKey(KeyedProcessFunction):
             metrics.counter(f"riverflink_record_us_le_{bound}") for bound in TIME_BUCKETS_US
         ] + [metrics.counter("riverflink_record_us_le_inf")]
         self.time_sum = metrics.counter("riverflink_record_us_sum")
+        # The same counts for the progress line of a local run, as they change.
+        self.live_counts = LiveCounts.for_subtask(
+            runtime_context.get_index_of_this_subtask(),
+            runtime_context.get_attempt_number(),
+            METRICS,
+        )
+
+    def close(self):
+        if getattr(self, "live_counts", None) is not None:
+            self.live_counts.close()
 
     def _maybe_fail(self) -> None:
         """Recovery tests crash the operator once, mid-stream (see ``_injected_failure``)."""
@@ -354,6 +365,8 @@ class LearnPerKey(KeyedProcessFunction):
         for name, count in counts.items():
             if count:
                 self.metrics[name].inc(count)
+        if self.live_counts is not None:
+            self.live_counts.add(counts)
 
     def _lookup(self, record, bucket, now):
         """The key's current state (None for a new or expired key), or Rejected."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+
+import pytest
 
 from tests.integration.conftest import REPO, drifting_stream, read_lines, run_cli, write_jsonl
 
@@ -43,6 +47,31 @@ def test_quiet_keeps_only_the_summary(tmp_path):
     riverflink = [line for line in result.stderr.splitlines() if line.startswith("riverflink:")]
     assert not any(" rec/s | " in line for line in riverflink)
     assert any("the output holds 3,000 lines" in line for line in riverflink)
+
+
+@pytest.mark.parametrize("profile", ["throughput", "latency"])
+def test_a_run_on_stdout_ends_with_exact_counts(tmp_path, profile):
+    # With --output - nothing is committed to count; Flink's own counters of a Python
+    # operator arrive only at the end of a bundle (a whole file with --profile throughput),
+    # so the summary adds up the workers' live counts.
+    records = drifting_stream(3000)
+    lines = [json.dumps(r) for r in records] + ["not json"] * 7 + [""]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = run_cli(
+        "--source", str(source), "--output", "-", "--parallelism", "2", "--profile", profile
+    )
+    assert result.returncode == 0, result.stderr
+    printed = Counter(json.loads(line)["kind"] for line in result.stdout.splitlines())
+    assert (printed["prediction"], printed["rejected"], printed["outcome"]) == (3000, 7, 0)
+    summary = result.stderr.splitlines()[-1]
+    assert re.fullmatch(
+        r"riverflink: 3,007 lines in \d+:\d\d: 3,000 predictions, 0 delayed labels learned, "
+        r"\d+ alerts, 7 rejected \(lines processed, replays after a restart included\)",
+        summary,
+    ), summary
+    alerts = int(summary.split(" alerts")[0].rsplit(" ", 1)[-1])
+    assert alerts == printed.get("alert", 0)
 
 
 def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):

@@ -20,6 +20,8 @@ from operators.functions import (
     WRITE_ON_EVICTION,
     LearnPerKey,
 )
+from operators.live_counts import ENV as LIVE_COUNTS_ENV
+from operators.live_counts import read_live_counts
 from operators.records import Fields, parse_line, route_bucket, spread_bucket
 from state.descriptors import HASH, ROUTING_BUCKETS, ROUTINGS, SPREAD, SPREAD_KEYS
 from tests.reference import reference_predictions
@@ -80,6 +82,9 @@ class _Context:
         return _Metrics()
 
     def get_attempt_number(self):
+        return 0
+
+    def get_index_of_this_subtask(self):
         return 0
 
     def get_current_key(self):
@@ -254,3 +259,24 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
     assert len(checked) > 100
     if live_keys == 1000:  # nothing leaves memory: only the markers write
         assert state.writes <= 12 * (len(lines) // 50 + 1)
+
+
+def test_the_live_counts_of_a_local_run_equal_flinks_counters(tmp_path, monkeypatch):
+    monkeypatch.setenv(LIVE_COUNTS_ENV, str(tmp_path))
+    records, lines = _records(n=600)
+    predictions, rejected, _, function = _run(lines, writes=WRITE_ON_EVICTION)
+    function.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["subtask-0-attempt-0.json"]
+    counts = read_live_counts(tmp_path)
+    assert counts["lines"] == len(lines)
+    assert counts["predictions"] == len(predictions) == len(records)
+    assert counts["rejected"] == len(lines) - len(records)
+    assert counts["keys_seen"] == 12
+
+
+def test_without_the_directory_no_counts_are_written(tmp_path, monkeypatch):
+    monkeypatch.delenv(LIVE_COUNTS_ENV, raising=False)
+    _, lines = _records(n=50)
+    *_, function = _run(lines, writes=WRITE_ON_EVICTION)
+    assert function.live_counts is None
+    function.close()
