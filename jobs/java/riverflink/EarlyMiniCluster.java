@@ -1,9 +1,11 @@
 package riverflink;
 
 import java.lang.reflect.Field;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.flink.api.dag.Pipeline;
@@ -38,6 +40,7 @@ public final class EarlyMiniCluster extends MiniCluster {
     private final MiniClusterConfiguration shape;
     private final CompletableFuture<Void> started = new CompletableFuture<>();
     private final AtomicBoolean used = new AtomicBoolean();
+    private volatile MiniCluster replacement;
 
     /** Starts at once, in the background, the cluster for a job of this parallelism. */
     public EarlyMiniCluster(Configuration configuration, int parallelism) {
@@ -132,7 +135,25 @@ public final class EarlyMiniCluster extends MiniCluster {
 
     private MiniCluster replaced(MiniClusterConfiguration wanted) {
         closeWhenStarted();
-        return new MiniCluster(wanted);
+        replacement = new MiniCluster(wanted);
+        return replacement;
+    }
+
+    /**
+     * Closes the cluster (a finished job's client has closed it already) and any that replaced
+     * it, waiting at most this long; whether they are down.
+     */
+    public boolean closeWithin(long millis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        try {
+            for (MiniCluster cluster : replacement == null ? List.of(this) : List.of(this, replacement)) {
+                long left = deadline - System.nanoTime();
+                cluster.closeAsync().get(Math.max(0, left), TimeUnit.NANOSECONDS);
+            }
+            return true;
+        } catch (Exception notYet) {
+            return false;
+        }
     }
 
     /** Closes the cluster unless a job was given to it (the job's end closes it then). */
