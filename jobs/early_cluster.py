@@ -29,6 +29,7 @@ class EarlyCluster:
 
     def __init__(self, j_cluster):
         self._j_cluster = j_cluster
+        self.ran_job = False
 
     @staticmethod
     def possible() -> bool:
@@ -80,6 +81,7 @@ class EarlyCluster:
         from pyflink.common.job_client import JobClient
 
         j_graph = env._generate_stream_graph(clear_transformations=True, job_name=job_name)
+        self.ran_job = True
         return JobClient(self._j_cluster.execute(env._j_stream_execution_environment, j_graph))
 
     def discard(self) -> None:
@@ -102,10 +104,13 @@ def halt_jvm(timeout: float = 2.0) -> bool:
     open, so a script piping them waits. Once the clusters have closed (their files
     committed, their temporary directories removed), nothing is left for the hooks to
     do. Returns False, and leaves the JVM alone, when a cluster is still closing after
-    ``timeout`` seconds, when none was started, or when the JVM writes a class-data
+    ``timeout`` seconds, when none was started, when one never ran a job (the run
+    failed before: it may still be starting), or when the JVM writes a class-data
     archive at exit (``riverflink warm-up``).
     """
-    if not _STARTED or "ArchiveClassesAtExit" in os.environ.get("JVM_ARGS", ""):
+    if not _STARTED or not all(cluster.ran_job for cluster in _STARTED):
+        return False
+    if "ArchiveClassesAtExit" in os.environ.get("JVM_ARGS", ""):
         return False
     from py4j.protocol import Py4JError
     from pyflink.java_gateway import get_gateway
