@@ -8,6 +8,12 @@ builds the job and the warm worker process checks the model spec. The job then g
 through Flink's own local executor, which is handed this cluster instead of starting
 one: same configuration, same submission, same shutdown when the job ends.
 
+The cluster also replaces a task manager that ends while it runs. The mini-cluster
+closes a task manager on any fatal error and never starts another, so a job that then
+restarts waits for slots forever; one such error comes from Flink's own Python
+operators (Beam's shared Python resources, released twice while a failed task cleans
+up: "Reference count must not be negative").
+
 Only local runs do this (not under ``flink run``), and only where riverflink's Java
 classes are built (:mod:`jobs.java_router`); ``RIVERFLINK_EARLY_CLUSTER=0`` turns it
 off. Anything unexpected on the way falls back to ``env.execute_async``.

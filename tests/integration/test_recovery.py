@@ -82,6 +82,27 @@ def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path):
     assert_exactly_once(failed_out, records)
 
 
+def test_a_task_manager_lost_mid_run_is_replaced_and_the_output_stays_exact(tmp_path):
+    # A fatal error in the task manager (Beam's shared Python resources can raise one while
+    # a failed task cleans up) closes it; the mini-cluster never replaced it, and the job
+    # waited for slots forever. tests/task_manager_probe.py ends it on purpose.
+    records = drifting_stream(24_000, keys=KEYS, seed=33, drift_key="k1")
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.task_manager_probe", "--source", str(source)]
+        + ["--output", str(tmp_path / "out"), "--parallelism", "2", "--profile", "latency"]
+        + ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-interval", "1"],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert "task manager 0 ended" in probe.stderr
+    assert_exactly_once(read_output(tmp_path / "out"), records)
+
+
 @pytest.mark.parametrize("first_router", ["java", "sql", "sql-latency"])
 def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_router):
     """Also across routers: a checkpoint of SQL routing (riverflink before its Java router,

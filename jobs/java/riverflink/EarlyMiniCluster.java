@@ -1,6 +1,7 @@
 package riverflink;
 
 import java.lang.reflect.Field;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -18,8 +19,11 @@ import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
 import org.apache.flink.runtime.minicluster.RpcServiceSharing;
+import org.apache.flink.runtime.taskexecutor.TaskExecutor;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.MathUtils;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The local mini-cluster, started while the job is still being built.
@@ -37,10 +41,13 @@ import org.apache.flink.util.MathUtils;
  */
 public final class EarlyMiniCluster extends MiniCluster {
 
+    private static final Logger LOG = LoggerFactory.getLogger(EarlyMiniCluster.class);
+
     private final MiniClusterConfiguration shape;
     private final CompletableFuture<Void> started = new CompletableFuture<>();
     private final AtomicBoolean used = new AtomicBoolean();
     private volatile MiniCluster replacement;
+    private volatile boolean closing;
 
     /** Starts at once, in the background, the cluster for a job of this parallelism. */
     public EarlyMiniCluster(Configuration configuration, int parallelism) {
@@ -87,10 +94,61 @@ public final class EarlyMiniCluster extends MiniCluster {
     private void startEarly() {
         try {
             super.start();
+            for (TaskExecutor taskManager : taskManagers()) {
+                watch(taskManager);
+            }
             started.complete(null);
         } catch (Throwable failure) {
             started.completeExceptionally(failure);
         }
+    }
+
+    /*
+     * A task manager that fails fatally is closed by the mini-cluster and never replaced, so a
+     * job that then restarts waits for slots forever. It happens: after a task failure, Beam's
+     * shared Python resources can be released twice while the failed task cleans up ("Reference
+     * count must not be negative"), and the mini-cluster takes that as fatal for the whole task
+     * manager. So each task manager that ends while the cluster runs is replaced by a new one.
+     */
+    private void watch(TaskExecutor taskManager) {
+        taskManager.getTerminationFuture().whenComplete((ok, failure) -> replace());
+    }
+
+    private synchronized void replace() {
+        if (closing || !isRunning()) {
+            return;
+        }
+        try {
+            List<TaskExecutor> before = new ArrayList<>(taskManagers());
+            startTaskManager();
+            for (TaskExecutor taskManager : taskManagers()) {
+                if (!before.contains(taskManager)) {
+                    watch(taskManager);
+                }
+            }
+            LOG.warn("riverflink: a task manager ended while its job ran; started a new one");
+        } catch (Exception failed) {
+            LOG.error("riverflink: could not replace a task manager that ended", failed);
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private List<TaskExecutor> taskManagers() throws Exception {
+        Field field = MiniCluster.class.getDeclaredField("taskManagers");
+        field.setAccessible(true);
+        return new ArrayList<>((List<TaskExecutor>) field.get(this));
+    }
+
+    @Override
+    public CompletableFuture<Void> closeAsync() {
+        closing = true; // its task managers end now: not to be replaced
+        return super.closeAsync();
+    }
+
+    @Override
+    public CompletableFuture<Void> closeAsyncWithoutCleaningHighAvailabilityData() {
+        closing = true;
+        return super.closeAsyncWithoutCleaningHighAvailabilityData();
     }
 
     /** Waits for the early start (and fails as it failed): the executor calls this. */
