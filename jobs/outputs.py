@@ -304,6 +304,10 @@ def key_metrics(summary: OutputSummary, metric) -> dict:
 
 
 def _key_metrics(summary: OutputSummary, metric) -> dict:
+    if _fresh_accuracy(metric):
+        accuracies = _accuracies(summary)
+        if accuracies is not None:
+            return accuracies
     values = {}
     for slot, key_curve in summary.keys.items():
         if not key_curve.pairs:
@@ -313,6 +317,43 @@ def _key_metrics(summary: OutputSummary, metric) -> dict:
             if y_pred is not None:
                 per_key.update(y_true, y_pred)
         values[slot] = per_key.get()
+    return values
+
+
+def _fresh_accuracy(metric) -> bool:
+    """Whether ``metric`` is a ``metrics.Accuracy`` that has seen nothing (the default)."""
+    from river import metrics
+
+    return type(metric) is metrics.Accuracy and not metric.cm.total_weight
+
+
+#: Labels whose equality is plain ``==`` (no NaN, hashable): River's confusion matrix,
+#: which keys its counts by label, counts a right answer exactly when ``y_pred == y_true``.
+_PLAIN_LABELS = (str, bool, int)
+
+
+def _accuracies(summary: OutputSummary) -> dict | None:
+    """Each key's ``metrics.Accuracy()`` over its labeled predictions, counted directly.
+
+    What River's metric gives (right answers over answers, ``None`` predictions skipped,
+    0.0 without answers; both counts are sums of ones, exact in floating point), without
+    a metric object and a confusion-matrix update per label: the bulk of the end-of-run
+    summary of a big run. None where a label is not a string, bool or integer.
+    """
+    values = {}
+    for slot, key_curve in summary.keys.items():
+        if not key_curve.pairs:
+            continue
+        right = answered = 0
+        for _, y_true, y_pred in key_curve.pairs:
+            if y_pred is None:
+                continue
+            if y_true.__class__ not in _PLAIN_LABELS or y_pred.__class__ not in _PLAIN_LABELS:
+                return None
+            answered += 1
+            if y_pred == y_true:
+                right += 1
+        values[slot] = right / answered if answered else 0.0
     return values
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 from river import drift, metrics, utils
 
-from jobs.outputs import read_output_dir, run_summary
+from jobs.outputs import key_metrics, read_output_dir, run_summary
 from jobs.progress import count_lines
 from operators.learner import OnlineLearner
 from operators.records import parse_line
@@ -141,6 +142,41 @@ def test_run_summary_names_best_and_worst_keys_by_the_metric(tmp_path):
     run_summary(out, metric=unchanged)
     assert unchanged.get() == 0.0  # the prototype is copied, never updated
     assert copy.deepcopy(unchanged).get() == 0.0
+
+
+class _RiverAccuracy(metrics.Accuracy):
+    """Accuracy through River's own update path (the summary counts a plain one directly)."""
+
+
+@pytest.mark.parametrize(
+    ("answers", "labels"),
+    [
+        ([True, False, True, None, False, True, True], [True, False]),  # None: skipped
+        (["cat", "dog", "cat", "bird", None, "dog", "dog"], ["cat", "dog", "bird"]),
+        ([1, 0, True, False, 2, 1, 0], [1, 0, False]),  # 1 == True, as in River's matrix
+        ([None, None], [True]),  # no answers: 0.0, as River says
+        ([1.5, 2.0, float("nan"), 2.0, 1.5, 0.0, -0.0], [1.5, 0.0, float("nan")]),  # River's path
+    ],
+)
+def test_the_summarys_accuracy_is_rivers_to_the_last_bit(tmp_path, answers, labels):
+    out = tmp_path / "out"
+    (out / "predictions").mkdir(parents=True)
+    rows = [
+        {"key": f"k{i % 3}", "id": i, "y_pred": y_pred, "y_true": labels[i % len(labels)], "n": i}
+        for i, y_pred in enumerate(answers * 11)
+    ]
+    (out / "predictions" / "part-0-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = read_output_dir(out)
+    fast = key_metrics(summary, metrics.Accuracy())
+    river = key_metrics(summary, _RiverAccuracy())
+    assert fast == river or all(
+        fast[k] == river[k] or (math.isnan(fast[k]) and math.isnan(river[k])) for k in river
+    )
+    assert fast.keys() == river.keys()
+    name = "metrics.Accuracy()"
+    assert run_summary(out, metric=metrics.Accuracy(), metric_name=name) == run_summary(
+        out, metric=_RiverAccuracy(), metric_name=name
+    )
 
 
 def test_count_lines_skips_blank_lines_and_reads_a_last_line_without_newline(tmp_path):
