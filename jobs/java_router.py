@@ -95,6 +95,9 @@ def build_jar(path: Path | None = None) -> Path:
             for item in sorted(classes.rglob("*.class")):
                 jar.write(item, item.relative_to(classes).as_posix())
         os.replace(partial, path)  # whole or not at all, also with runs starting meanwhile
+    for stale in path.parent.glob("riverflink-router-*.jar"):  # of sources no longer here,
+        if not stale.name.startswith(path.stem):  # with their copy of Flink's RPC system
+            stale.unlink(missing_ok=True)
     return path
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -83,3 +85,39 @@ def test_job_file_with_flag_override_and_custom_fields(tmp_path):
     first = [r for r in rows if r["n"] == 0]
     assert len(first) == 3 and all(r["y_pred"] is None for r in first)
     assert json.loads(json.dumps(rows[0]))["y_true"] in (True, False)
+
+
+def test_a_run_copies_no_rpc_system_to_the_temporary_directory(tmp_path):
+    # Flink copies its RPC system (a 24 MB jar) into java.io.tmpdir for each cluster it
+    # starts, and a killed run leaves it there; riverflink's cluster reads one kept copy.
+    from jobs.early_cluster import EarlyCluster
+    from jobs.java_router import router_jar
+
+    if not EarlyCluster.possible():
+        pytest.skip("no JDK: the run starts Flink's own mini-cluster")
+    java_tmp = tmp_path / "java-tmp"
+    java_tmp.mkdir()
+    source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(n=50, keys=("a", "b")))
+    seen: set = set()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.update(path.name for path in java_tmp.glob("flink-rpc-*"))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done = run_cli(
+            *("--source", str(source), "--output", str(tmp_path / "out"), "--quiet"),
+            env={"JVM_ARGS": f"-Djava.io.tmpdir={java_tmp}"},
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.returncode == 0, done.stderr
+    assert len(read_lines(tmp_path / "out" / "predictions")) == 50
+    assert seen == set()
+    jar = router_jar()
+    assert jar.with_name(jar.stem + "-rpc.jar").is_file()

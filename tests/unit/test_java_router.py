@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from jobs import java_router
@@ -41,3 +43,19 @@ def test_a_built_router_is_used_as_it_is(tmp_path, monkeypatch):
     monkeypatch.delenv("RIVERFLINK_ROUTER", raising=False)
     monkeypatch.setattr(java_router, "jar_path", lambda: jar)
     assert java_router.router_jar() == jar
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_a_new_build_removes_the_jars_of_older_sources(tmp_path, monkeypatch):
+    source = tmp_path / "src" / "riverflink" / "A.java"
+    source.parent.mkdir(parents=True)
+    source.write_text("package riverflink; class A {}")
+    monkeypatch.setattr(java_router, "_sources", lambda: [source])
+    share = tmp_path / "share"
+    share.mkdir()
+    old = [share / "riverflink-router-0ld.jar", share / "riverflink-router-0ld-rpc.jar"]
+    kept = [share / "flink-2.3.0-classes.jsa", share / "riverflink-router-n3w-rpc.jar"]
+    for path in old + kept:
+        path.write_bytes(b"PK")
+    built = java_router.build_jar(share / "riverflink-router-n3w.jar")
+    assert sorted(share.iterdir()) == sorted([built, *kept])

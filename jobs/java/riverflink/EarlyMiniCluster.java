@@ -1,7 +1,14 @@
 package riverflink;
 
+import java.io.InputStream;
 import java.lang.reflect.Field;
+import java.net.URL;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.ServiceLoader;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -15,13 +22,17 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.RestOptions;
 import org.apache.flink.configuration.TaskManagerOptions;
+import org.apache.flink.core.classloading.SubmoduleClassLoader;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
 import org.apache.flink.runtime.minicluster.RpcServiceSharing;
+import org.apache.flink.runtime.rpc.CleanupOnCloseRpcSystem;
+import org.apache.flink.runtime.rpc.RpcSystem;
 import org.apache.flink.runtime.taskexecutor.TaskExecutor;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.MathUtils;
+import org.apache.flink.util.Reference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,7 +66,7 @@ public final class EarlyMiniCluster extends MiniCluster {
     }
 
     private EarlyMiniCluster(MiniClusterConfiguration shape) {
-        super(shape);
+        super(shape, () -> Reference.owned(rpcSystem(shape.getConfiguration())));
         this.shape = shape;
         Thread thread = new Thread(this::startEarly, "riverflink-early-mini-cluster");
         thread.setDaemon(true);
@@ -89,6 +100,48 @@ public final class EarlyMiniCluster extends MiniCluster {
                 .setRpcServiceSharing(RpcServiceSharing.SHARED)
                 .setNumSlotsPerTaskManager(slots)
                 .build();
+    }
+
+    /*
+     * Flink's RPC system (Pekko) lives in a jar inside flink-dist, which Flink copies to a new
+     * temporary file (24 MB) each time a cluster starts: 0.15-0.2 s of every run, and a file
+     * left in /tmp by every run that is killed. This cluster reads it from one copy kept beside
+     * riverflink's own jar instead, made on first use; Flink's way where that copy cannot be.
+     */
+    static RpcSystem rpcSystem(Configuration configuration) {
+        try {
+            Path jar = rpcJar();
+            SubmoduleClassLoader loader =
+                    new SubmoduleClassLoader(
+                            new URL[] {jar.toUri().toURL()}, RpcSystem.class.getClassLoader());
+            RpcSystem system = ServiceLoader.load(RpcSystem.class, loader).iterator().next();
+            return new CleanupOnCloseRpcSystem(system, loader, null);
+        } catch (Exception | LinkageError notHere) {
+            LOG.info("riverflink: Flink's RPC system copied the usual way ({})", notHere.toString());
+            return RpcSystem.load(configuration);
+        }
+    }
+
+    private static final String RPC_JAR = "flink-rpc-akka.jar";
+
+    private static Path rpcJar() throws Exception {
+        URL location = EarlyMiniCluster.class.getProtectionDomain().getCodeSource().getLocation();
+        Path own = Paths.get(location.toURI());
+        Path jar = own.resolveSibling(own.getFileName().toString().replace(".jar", "-rpc.jar"));
+        if (Files.isRegularFile(jar)) {
+            return jar;
+        }
+        Path partial = Files.createTempFile(own.getParent(), ".rpc-", ".jar");
+        try (InputStream in = RpcSystem.class.getClassLoader().getResourceAsStream(RPC_JAR)) {
+            if (in == null) {
+                throw new IllegalStateException(RPC_JAR + " is not in Flink's class path");
+            }
+            Files.copy(in, partial, StandardCopyOption.REPLACE_EXISTING);
+            Files.move(partial, jar, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(partial);
+        }
+        return jar;
     }
 
     private void startEarly() {
