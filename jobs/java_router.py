@@ -95,10 +95,22 @@ def build_jar(path: Path | None = None) -> Path:
             for item in sorted(classes.rglob("*.class")):
                 jar.write(item, item.relative_to(classes).as_posix())
         os.replace(partial, path)  # whole or not at all, also with runs starting meanwhile
-    for stale in path.parent.glob("riverflink-router-*.jar"):  # of sources no longer here,
-        if not stale.name.startswith(path.stem):  # with their copy of Flink's RPC system
-            stale.unlink(missing_ok=True)
+    _remove_old_builds(path.parent)
     return path
+
+
+#: Builds kept in ``share/riverflink/`` (checkouts of other versions may share it).
+KEPT_BUILDS = 4
+
+
+def _remove_old_builds(directory: Path) -> None:
+    """Remove all but the newest :data:`KEPT_BUILDS` builds: each jar and its copy of
+    Flink's RPC system (24 MB)."""
+    builds = [f for f in directory.glob("riverflink-router-*.jar") if f.stem[-4:] != "-rpc"]
+    builds.sort(key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in builds[KEPT_BUILDS:]:
+        old.unlink(missing_ok=True)
+        old.with_name(f"{old.stem}-rpc.jar").unlink(missing_ok=True)
 
 
 def router_jar() -> Path | None:

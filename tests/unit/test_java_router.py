@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -46,16 +47,23 @@ def test_a_built_router_is_used_as_it_is(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
-def test_a_new_build_removes_the_jars_of_older_sources(tmp_path, monkeypatch):
+def test_a_new_build_removes_all_but_the_newest_builds(tmp_path, monkeypatch):
     source = tmp_path / "src" / "riverflink" / "A.java"
     source.parent.mkdir(parents=True)
     source.write_text("package riverflink; class A {}")
     monkeypatch.setattr(java_router, "_sources", lambda: [source])
     share = tmp_path / "share"
     share.mkdir()
-    old = [share / "riverflink-router-0ld.jar", share / "riverflink-router-0ld-rpc.jar"]
-    kept = [share / "flink-2.3.0-classes.jsa", share / "riverflink-router-n3w-rpc.jar"]
-    for path in old + kept:
-        path.write_bytes(b"PK")
-    built = java_router.build_jar(share / "riverflink-router-n3w.jar")
-    assert sorted(share.iterdir()) == sorted([built, *kept])
+    (share / "flink-2.3.0-classes.jsa").write_bytes(b"")
+    for age in range(java_router.KEPT_BUILDS + 1):  # 0: the newest
+        for suffix in ("", "-rpc"):
+            made = share / f"riverflink-router-{age}{suffix}.jar"
+            made.write_bytes(b"PK")
+            os.utime(made, (1e9 - age, 1e9 - age))
+    java_router.build_jar(share / "riverflink-router-new.jar")
+    kept = ["new", *(str(age) for age in range(java_router.KEPT_BUILDS - 1))]  # newest first
+    assert sorted(path.name for path in share.iterdir()) == sorted(
+        ["flink-2.3.0-classes.jsa"]
+        + [f"riverflink-router-{build}.jar" for build in kept]
+        + [f"riverflink-router-{build}-rpc.jar" for build in kept if build != "new"]
+    )
