@@ -1,5 +1,6 @@
 """Run by tests/unit/test_worker_fork.py in place of Flink's Python worker."""
 
+import gc
 import json
 import os
 import sys
@@ -12,6 +13,7 @@ if __name__ == "__main__":
                 "cwd": os.getcwd(),
                 "probe": os.environ.get("PROBE"),
                 "warm": "operators.functions" in sys.modules,
+                "frozen": gc.get_freeze_count() > 0,
             }
         ),
         flush=True,

@@ -197,3 +197,34 @@ def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, mo
         list(outputs.committed_lines(tmp_path / "predictions"))
     part.write_text("".join(text[:-1]) + '"a"\n[1]\n')
     assert list(outputs.committed_lines(tmp_path / "predictions")) == [*rows, "a", [1]]
+
+
+def test_committed_lines_gives_what_pythons_parser_gives(tmp_path, monkeypatch):
+    from jobs import outputs
+
+    monkeypatch.setattr(outputs, "_CHUNK", 4)
+    lines = [
+        # orjson reads this chunk: values as Python's parser gives them
+        '{"key": -0.0, "y_pred": 0.1, "y_true": 5e-324, "n": 2, "n": 3}',
+        '{"key": "\\u00e9\\ud83d\\ude00 é", "y_pred": 1.7976931348623157e308, "n": 4}',
+        '{"key": 999999999999999999, "y_pred": -922337203685477580, "y_true": 1E2}',
+        '{"key": [1, {"a": null}], "y_pred": 9007199254740993, "y_true": 0.30000000000000004}',
+        # an integer below 64 bits: orjson would give a float; Python's parser reads it
+        '{"key": "k1", "id": 1, "y_pred": true, "y_true": false, "n": 0}',
+        '{"key": -9223372036854775809, "y_pred": 2.2250738585072011e-308}',
+        '{"key": "k2", "y_pred": 123456789.123456789e-5, "y_true": 1.0}',
+        '{"key": 12345678901234567890123, "n": 1}',
+        # what orjson refuses: NaN, infinities, a lone surrogate
+        '{"key": "\\ud800", "y_pred": NaN, "y_true": Infinity, "n": 5}',
+        '{"key": "k3", "y_pred": 1e400, "y_true": -Infinity}',
+    ]
+    part = tmp_path / "predictions" / "part-0-0.jsonl"
+    part.parent.mkdir()
+    part.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    got = list(outputs.committed_lines(tmp_path / "predictions"))
+    want = [json.loads(line) for line in lines]
+    # repr tells 1 from 1.0 and -0.0 from 0.0, and shows NaN and big integers
+    assert [repr(row) for row in got] == [repr(row) for row in want]
+    assert [[type(v) for v in row.values()] for row in got] == [
+        [type(v) for v in row.values()] for row in want
+    ]

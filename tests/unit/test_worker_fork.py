@@ -52,6 +52,7 @@ def test_the_worker_is_forked_warm_with_the_launchers_streams_environment_and_pl
         "cwd": str(tmp_path),
         "probe": "passed on",
         "warm": True,  # River and riverflink's operators were imported before the fork
+        "frozen": True,  # and kept out of the worker's cycle collector
     }
     assert done.stderr == "to stderr\n"
 
@@ -74,6 +75,7 @@ def test_without_the_zygote_the_launcher_runs_the_worker_cold(zygote, tmp_path):
     done = _launch(zygote, tmp_path, "4", env={SOCKET_ENV: str(tmp_path / "gone.sock")})
     assert done.returncode == 4
     assert json.loads(done.stdout)["warm"] is False
+    assert json.loads(done.stdout)["frozen"] is False
     assert json.loads(done.stdout)["cwd"] == str(tmp_path)
 
 
