@@ -170,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
             zygote = warm_workers(settings)  # it also computes the summary: it has River
             if zygote is not None:
                 cleanup.callback(zygote.close)
+                if settings.output != "-" and not settings.unbounded:
+                    zygote.watch(settings.output)  # it reads output committed meanwhile
             savepoint = run_job(settings, progress=progress, zygote=zygote)
         except (SettingsError, ValueError) as exc:
             print(f"riverflink: error: {exc}", file=sys.stderr)

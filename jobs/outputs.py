@@ -18,10 +18,9 @@ import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
-import orjson
+from jobs.part_files import committed_parts, part_rows
 
 __all__ = [
     "KeyCurve",
@@ -35,61 +34,6 @@ __all__ = [
 ]
 
 KINDS = ("predictions", "alerts", "outcomes", "rejected")
-
-
-#: Lines decoded per call of the JSON parser (see :func:`committed_lines`).
-_CHUNK = 10_000
-
-
-#: Every byte of a chunk as "0" (an ASCII digit) or " " (anything else), and a run of 19
-#: digits: orjson reads an integer beyond 64 bits as a float without a word, so a chunk
-#: with a run that long goes to Python's parser (30 ms to look for one in 300,000 lines).
-_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
-_LONG_RUN = b"0" * 19
-
-
-def committed_lines(directory: Path):
-    """JSON objects from the committed part files under ``directory``, file by file.
-
-    Lines are decoded a chunk at a time, as one JSON array, by orjson: one call of a fast
-    parser per chunk instead of one call of Python's per line (300,000 lines: 0.66 s ->
-    0.1 s). A chunk orjson cannot read as exactly one object per line (blank lines, or
-    what only Python's parser accepts: ``NaN``, integers beyond 64 bits) is decoded by
-    Python's parser, line by line where need be, so values and errors are Python's; so is
-    a chunk with a run of 19 digits, which may be an integer orjson would read as a float.
-    """
-    if not directory.is_dir():
-        return
-    for part in sorted(directory.rglob("part*")):
-        if part.name.startswith(".") or not part.is_file():
-            continue
-        with open(part, "rb") as fh:
-            while True:
-                lines = list(islice(fh, _CHUNK))
-                if not lines:
-                    break
-                text = b"[" + b",".join(lines) + b"]"
-                try:
-                    rows = None if _LONG_RUN in text.translate(_DIGITS) else orjson.loads(text)
-                except orjson.JSONDecodeError:
-                    rows = None
-                if rows is None or len(rows) != len(lines):
-                    rows = _python_decoded(lines)
-                yield from rows
-
-
-def _python_decoded(lines: list) -> list:
-    """Python's parser on the non-blank ``lines`` (bytes): a chunk at once if it can."""
-    chunk = [line.decode("utf-8") for line in lines if line.strip()]
-    if not chunk:
-        return []
-    try:
-        rows = json.loads("[" + ",".join(chunk) + "]")
-    except ValueError:
-        rows = None
-    if rows is None or len(rows) != len(chunk):
-        rows = [json.loads(line) for line in chunk]  # a bad line fails with its own error
-    return rows
 
 
 def reason_group(error: str) -> str:
@@ -197,83 +141,176 @@ def _without_gc():
 
 def read_output_dir(directory) -> OutputSummary:
     """Read ``predictions/``, ``alerts/``, ``outcomes/`` and ``rejected/`` of one output."""
-    with _without_gc():
-        return _read_output_dir(Path(directory))
+    return OutputReader(directory).summary()
 
 
-def _read_output_dir(directory: Path) -> OutputSummary:
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: no such output directory")
-    if not any((directory / kind).is_dir() for kind in KINDS):
-        raise FileNotFoundError(
-            f"{directory}: not a riverflink output directory (no predictions/, alerts/, "
-            "outcomes/ or rejected/ in it)"
-        )
-    counts: Counter = Counter()
-    keys: dict = {}  # key JSON -> KeyCurve
-    labeled: list = []  # (KeyCurve, n, y_pred, y_true)
-    waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
-    seen: dict = {}  # (type, key) -> (key JSON, KeyCurve): 1, 1.0 and True are three keys
+class OutputReader:
+    """One output directory, read a committed part file at a time, each file once.
 
-    def entry(key) -> tuple:
-        memo = (key.__class__, key)
-        hit = seen.get(memo)
-        if hit is None:
-            slot = json.dumps(key)
+    :meth:`read_new` reads what was committed since its last call, so the end-of-run
+    summary can read the part files of the subtasks that finished first while the last
+    one still works (at parallelism 2 about half the output, before the job ends);
+    :meth:`summary` reads the rest and puts it all together. A file that changed after
+    it was read (it should not: committed files are final) is read again.
+    """
+
+    def __init__(self, directory) -> None:
+        self.directory = Path(directory)
+        #: kind -> {path: ((size, mtime, inode), what it holds)}, in the order of the paths
+        self._parts: dict = {kind: {} for kind in KINDS}
+
+    def read_new(self) -> int:
+        """Read the committed part files not read yet; how many were read."""
+        read = 0
+        with _without_gc():
+            for kind in KINDS:
+                known, now = self._parts[kind], {}
+                for part in committed_parts(self.directory / kind):
+                    try:
+                        stat = part.stat()
+                    except OSError:
+                        continue  # gone since it was listed
+                    seen = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+                    if part in known and known[part][0] == seen:
+                        now[part] = known[part]
+                        continue
+                    rows = part_rows(part)
+                    now[part] = (
+                        seen,
+                        _read_predictions(rows) if kind == "predictions" else list(rows),
+                    )
+                    read += 1
+                self._parts[kind] = now
+        return read
+
+    def summary(self) -> OutputSummary:
+        """Everything committed now, put together as :func:`read_output_dir` gives it."""
+        directory = self.directory
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: no such output directory")
+        if not any((directory / kind).is_dir() for kind in KINDS):
+            raise FileNotFoundError(
+                f"{directory}: not a riverflink output directory (no predictions/, alerts/, "
+                "outcomes/ or rejected/ in it)"
+            )
+        self.read_new()
+        with _without_gc():
+            return self._summary()
+
+    def _held(self, kind: str) -> list:
+        """What the committed files of ``kind`` hold, in the order of their paths."""
+        return [held for _, held in self._parts[kind].values()]
+
+    def _summary(self) -> OutputSummary:
+        counts: Counter = Counter()
+        keys: dict = {}  # key JSON -> KeyCurve
+        labeled: list = []  # (KeyCurve, [(n, y_true, y_pred)], [(n, score)] if classified)
+        waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
+        numbers_only = True  # every label a number: a regressor's
+
+        def curve(key, slot=None) -> KeyCurve:
+            slot = json.dumps(key) if slot is None else slot
             key_curve = keys.get(slot)
             if key_curve is None:
                 key_curve = keys[slot] = KeyCurve(key)
-            hit = seen[memo] = (slot, key_curve)
-        return hit
+            return key_curve
 
-    # Tight loops, locals only: the end-of-run summary of a big run reads every line.
+        for part in self._held("predictions"):
+            counts["predictions"] += part.lines
+            for key, slot, records, pairs, scores in part.keys.values():
+                key_curve = curve(key, slot)
+                if records > key_curve.records:
+                    key_curve.records = records
+                if pairs:
+                    labeled.append((key_curve, pairs, scores))
+            waiting.update(part.waiting)
+            numbers_only = numbers_only and part.numbers_only
+        late = []  # (KeyCurve, n, y_pred, y_true) of delayed labels
+        for rows in self._held("outcomes"):
+            for row in rows:
+                counts["outcomes"] += 1
+                slot = json.dumps(row["key"])
+                key_curve = curve(row["key"], slot)
+                key_curve.delayed += 1
+                n, _ = waiting.get((slot, json.dumps(row["id"])), (None, None))
+                if n is not None:
+                    late.append((key_curve, n, row["y_pred"], row["y_true"]))
+                    numbers_only = numbers_only and _is_number(row["y_true"])
+        for rows in self._held("alerts"):
+            for row in rows:
+                counts["alerts"] += 1
+                curve(row["key"]).alerts.append(row["n"])
+        rejected: Counter = Counter()
+        for rows in self._held("rejected"):
+            for row in rows:
+                counts["rejected"] += 1
+                rejected[reason_group(row.get("error", ""))] += 1
+
+        if not labeled and not late:
+            task = "unsupervised"
+        elif numbers_only:
+            task = "regression"
+        else:
+            task = "classification"
+        for key_curve, pairs, scores in labeled:
+            key_curve.pairs += pairs
+            if task == "classification":
+                key_curve.scores += scores
+            else:
+                _add_scores(task, key_curve, pairs)
+        for key_curve, n, y_pred, y_true in late:
+            key_curve.pairs.append((n, y_true, y_pred))
+            if task == "classification":
+                key_curve.scores.append((n, 1.0 if y_pred == y_true else 0.0))
+            else:
+                _add_scores(task, key_curve, [(n, y_true, y_pred)])
+        return OutputSummary(self.directory, task, keys, counts, rejected)
+
+
+def _add_scores(task: str, key_curve: KeyCurve, pairs: list) -> None:
+    for n, y_true, y_pred in pairs:
+        score = _score(task, y_pred, y_true)
+        if not math.isnan(score):
+            key_curve.scores.append((n, score))
+
+
+@dataclass
+class _Predictions:
+    """What one committed file of predictions holds, put together per key."""
+
+    lines: int
+    #: (type, key) -> [key, key JSON, records (n of the next), [(n, y_true, y_pred)],
+    #: [(n, 1.0 or 0.0)]] per labeled prediction, in order; 1, 1.0 and True are three keys
+    keys: dict
+    waiting: dict  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
+    numbers_only: bool  # every label a number
+
+
+def _read_predictions(rows) -> _Predictions:
+    keys: dict = {}
+    waiting: dict = {}
+    numbers_only = True
     lines = 0
-    for row in committed_lines(directory / "predictions"):
+    # Tight loop, locals only: the end-of-run summary of a big run reads every line.
+    for row in rows:
         lines += 1
         key = row["key"]
-        hit = seen.get((key.__class__, key)) or entry(key)
+        entry = keys.get((key.__class__, key))
+        if entry is None:
+            entry = keys[key.__class__, key] = [key, json.dumps(key), 0, [], []]
         n = row["n"]
-        key_curve = hit[1]
-        if n >= key_curve.records:
-            key_curve.records = n + 1
+        if n >= entry[2]:
+            entry[2] = n + 1
         y_true = row["y_true"]
         if y_true is not None:
-            labeled.append((key_curve, n, row["y_pred"], y_true))
+            y_pred = row["y_pred"]
+            entry[3].append((n, y_true, y_pred))
+            entry[4].append((n, 1.0 if y_pred == y_true else 0.0))
+            if numbers_only and not _is_number(y_true):
+                numbers_only = False
         elif row["id"] is not None:
-            waiting[hit[0], json.dumps(row["id"])] = (n, row["y_pred"])
-    counts["predictions"] = lines
-    for row in committed_lines(directory / "outcomes"):
-        counts["outcomes"] += 1
-        slot, key_curve = entry(row["key"])
-        key_curve.delayed += 1
-        n, _ = waiting.get((slot, json.dumps(row["id"])), (None, None))
-        if n is not None:
-            labeled.append((key_curve, n, row["y_pred"], row["y_true"]))
-    for row in committed_lines(directory / "alerts"):
-        counts["alerts"] += 1
-        entry(row["key"])[1].alerts.append(row["n"])
-    rejected: Counter = Counter()
-    for row in committed_lines(directory / "rejected"):
-        counts["rejected"] += 1
-        rejected[reason_group(row.get("error", ""))] += 1
-
-    if not labeled:
-        task = "unsupervised"
-    elif all(_is_number(y) for _, _, _, y in labeled):
-        task = "regression"
-    else:
-        task = "classification"
-    if task == "classification":
-        for key_curve, n, y_pred, y_true in labeled:
-            key_curve.pairs.append((n, y_true, y_pred))
-            key_curve.scores.append((n, 1.0 if y_pred == y_true else 0.0))
-    else:
-        for key_curve, n, y_pred, y_true in labeled:
-            key_curve.pairs.append((n, y_true, y_pred))
-            score = _score(task, y_pred, y_true)
-            if not math.isnan(score):
-                key_curve.scores.append((n, score))
-    return OutputSummary(directory, task, keys, counts, rejected)
+            waiting[entry[1], json.dumps(row["id"])] = (n, row["y_pred"])
+    return _Predictions(lines, keys, waiting, numbers_only)
 
 
 def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
@@ -380,15 +417,16 @@ def _accuracies(summary: OutputSummary) -> dict | None:
     return values
 
 
-def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None) -> str:
+def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None, reader=None) -> str:
     """The end-of-run lines of ``riverflink run``: totals, and the best and worst keys.
 
     ``metric`` is the run's River metric (``--metric``, named ``metric_name``), else the
-    report's accuracy/MAE.
+    report's accuracy/MAE. ``reader``: an :class:`OutputReader` of ``directory`` that has
+    read part of it already.
     """
     from jobs.progress import format_elapsed
 
-    summary = read_output_dir(directory)
+    summary = (reader or OutputReader(directory)).summary()
     c = summary.counts
     done = c["predictions"] + c["outcomes"] + c["rejected"]  # one per input line
     took = f"done in {format_elapsed(elapsed)}; " if elapsed else ""
@@ -415,7 +453,9 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None) 
     return "\n".join(lines)
 
 
-def job_summary(directory, *, model_spec: str, metric_spec: str | None, elapsed=None) -> str:
+def job_summary(
+    directory, *, model_spec: str, metric_spec: str | None, elapsed=None, reader=None
+) -> str:
     """:func:`run_summary` with the run's ``--metric``, built from its specs as the job
     builds it (this imports River)."""
     from operators.learner import OnlineLearner
@@ -426,4 +466,5 @@ def job_summary(directory, *, model_spec: str, metric_spec: str | None, elapsed=
         metric=learner.metric_prototype,
         metric_name=learner.metric_spec,
         elapsed=elapsed,
+        reader=reader,
     )

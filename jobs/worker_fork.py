@@ -87,6 +87,7 @@ class Zygote:
         self.process = process
         self.directory = directory
         self._verdict = None  # the pipe of the zygote's verdict on the specs
+        self._watch = None  # (directory, connection) of the summary read during the run
 
     @property
     def launcher(self) -> str:
@@ -98,6 +99,9 @@ class Zygote:
 
     def close(self) -> None:
         """End the zygote (workers forked from it run on) and remove its directory."""
+        if self._watch is not None and self._watch[1] is not None:
+            self._watch[1].close()
+        self._watch = None
         if self.process.stdin is not None:
             self.process.stdin.close()
         if self._verdict is not None:
@@ -149,6 +153,8 @@ class Zygote:
         line = self._verdict.readline() if ready else b""
         self._verdict.close()
         self._verdict = None
+        if self._watch is not None and line:
+            self._start_watch()  # it listens (it bound its socket before the verdict)
         try:
             verdict = json.loads(line)
         except ValueError:
@@ -157,18 +163,59 @@ class Zygote:
             raise ValueError(verdict["error"])
         return verdict.get("kind")
 
+    def watch(self, directory: str) -> None:
+        """Have the zygote read ``directory``'s output as it is committed, for the summary.
+
+        A subtask's part files are committed when it finishes, so at parallelism 2 the
+        summary reads the first half of the output while the slower subtask still works
+        (on the core the faster one left idle), and only the rest once the job has ended.
+        For jobs that end by themselves: the output read is held until the summary.
+        """
+        self._watch = (directory, None)
+        if Path(self.socket_path).exists():
+            self._start_watch()
+        # else the zygote is starting: it listens once it has sent its verdict on the specs
+
+    def _start_watch(self) -> None:
+        directory, conn = self._watch
+        if conn is not None:
+            return
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.socket_path)
+            request = {"summary": {"directory": directory}, "watch": True}
+            conn.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            conn.close()
+            self._watch = None  # the summary is then read at the end
+            return
+        self._watch = (directory, conn)
+
     def summary(self, directory: str, **options) -> str | None:
         """``jobs.outputs.job_summary(directory, **options)`` computed by the zygote, which
-        has River imported already. Raises ``OSError`` where it cannot answer."""
+        has River imported already (and has read ``directory`` since :meth:`watch`, if it
+        was asked to). Raises ``OSError`` where it cannot answer."""
+        watch, self._watch = self._watch, None
+        if watch is not None and watch[1] is not None:
+            with watch[1] as conn:
+                if watch[0] == directory:
+                    try:
+                        return _answer(conn, {"directory": directory, **options})
+                    except OSError:
+                        pass  # ask again, without what it read
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(self.socket_path)
-            request = {"summary": {"directory": directory, **options}}
-            conn.sendall(json.dumps(request).encode() + b"\n")
-            reply = conn.makefile("rb").readline()
-        try:
-            return json.loads(reply)["text"]
-        except (ValueError, KeyError) as exc:
-            raise OSError("the zygote gave no summary") from exc
+            return _answer(conn, {"summary": {"directory": directory, **options}})
+
+
+def _answer(conn: socket.socket, request: dict) -> str | None:
+    """Send ``request`` (one JSON line) and read the summary the zygote answers."""
+    conn.sendall(json.dumps(request).encode() + b"\n")
+    reply = conn.makefile("rb").readline()
+    try:
+        return json.loads(reply)["text"]
+    except (ValueError, KeyError) as exc:
+        raise OSError("the zygote gave no summary") from exc
 
 
 def _preload(specs: dict, verdict_fd: int | None = None) -> None:
@@ -227,17 +274,24 @@ def _supervise(conn: socket.socket) -> None:
     code = 1
     try:
         message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-        while not message.endswith(b"\n"):
+        while b"\n" not in message:
             chunk = conn.recv(1 << 20)
             if not chunk:
                 raise OSError("launcher went away")
             message += chunk
+        message, rest = message.split(b"\n", 1)
         request = json.loads(message)
         if "summary" in request:
             # This fork ends with the answer: no cycle collection at all (re-enabled after
             # reading, the collector's first pass walked every row read: 0.1 s).
             gc.disable()
-            conn.sendall(json.dumps({"text": _summary(request["summary"])}).encode() + b"\n")
+            options, reader = request["summary"], None
+            if request.get("watch"):
+                from jobs.outputs import OutputReader
+
+                reader = OutputReader(options["directory"])
+                options = _read_until_asked(conn, reader, rest)
+            conn.sendall(json.dumps({"text": _summary(options, reader)}).encode() + b"\n")
             return
         pid = os.fork()
         if pid == 0:
@@ -255,12 +309,31 @@ def _supervise(conn: socket.socket) -> None:
         os._exit(0)
 
 
-def _summary(options: dict) -> str | None:
-    """The end-of-run summary (None: no committed output), computed here for the client."""
+#: Seconds between two looks for newly committed output while the job runs.
+WATCH_INTERVAL = 0.1
+
+
+def _read_until_asked(conn: socket.socket, reader, pending: bytes) -> dict:
+    """Read newly committed output until the client asks for the summary; its options."""
+    while b"\n" not in pending:
+        ready, _, _ = select.select([conn], [], [], WATCH_INTERVAL)
+        if not ready:
+            reader.read_new()
+            continue
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            raise OSError("riverflink run went away")
+        pending += chunk
+    return json.loads(pending.split(b"\n", 1)[0])
+
+
+def _summary(options: dict, reader=None) -> str | None:
+    """The end-of-run summary (None: no committed output), computed here for the client;
+    ``reader``: a :class:`jobs.outputs.OutputReader` of the output, if one has read it."""
     from jobs.outputs import job_summary
 
     try:
-        return job_summary(**options)
+        return job_summary(**options, reader=reader)
     except FileNotFoundError:
         return None
 

@@ -182,9 +182,9 @@ def test_reason_groups_drop_particulars():
 
 
 def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, monkeypatch):
-    from jobs import outputs
+    from jobs import part_files
 
-    monkeypatch.setattr(outputs, "_CHUNK", 3)  # chunk boundaries inside the file
+    monkeypatch.setattr(part_files, "_CHUNK", 3)  # chunk boundaries inside the file
     part = tmp_path / "predictions" / "part-0-0.jsonl"
     part.parent.mkdir()
     rows = [{"key": i, "n": i} for i in range(8)]
@@ -194,15 +194,15 @@ def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, mo
     text.append("1, 2\n")
     part.write_text("".join(text))
     with pytest.raises(json.JSONDecodeError):
-        list(outputs.committed_lines(tmp_path / "predictions"))
+        list(part_files.committed_lines(tmp_path / "predictions"))
     part.write_text("".join(text[:-1]) + '"a"\n[1]\n')
-    assert list(outputs.committed_lines(tmp_path / "predictions")) == [*rows, "a", [1]]
+    assert list(part_files.committed_lines(tmp_path / "predictions")) == [*rows, "a", [1]]
 
 
 def test_committed_lines_gives_what_pythons_parser_gives(tmp_path, monkeypatch):
-    from jobs import outputs
+    from jobs import part_files
 
-    monkeypatch.setattr(outputs, "_CHUNK", 4)
+    monkeypatch.setattr(part_files, "_CHUNK", 4)
     lines = [
         # orjson reads this chunk: values as Python's parser gives them
         '{"key": -0.0, "y_pred": 0.1, "y_true": 5e-324, "n": 2, "n": 3}',
@@ -221,10 +221,38 @@ def test_committed_lines_gives_what_pythons_parser_gives(tmp_path, monkeypatch):
     part = tmp_path / "predictions" / "part-0-0.jsonl"
     part.parent.mkdir()
     part.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    got = list(outputs.committed_lines(tmp_path / "predictions"))
+    got = list(part_files.committed_lines(tmp_path / "predictions"))
     want = [json.loads(line) for line in lines]
     # repr tells 1 from 1.0 and -0.0 from 0.0, and shows NaN and big integers
     assert [repr(row) for row in got] == [repr(row) for row in want]
     assert [[type(v) for v in row.values()] for row in got] == [
         [type(v) for v in row.values()] for row in want
     ]
+
+
+def test_a_reader_reads_each_committed_file_once_and_gives_what_a_whole_read_gives(
+    classified, tmp_path
+):
+    from jobs.outputs import OutputReader
+
+    reader = OutputReader(classified)
+    assert reader.read_new() == 6  # predictions x3, outcomes, alerts, rejected
+    assert reader.read_new() == 0
+    # meanwhile a subtask commits a file (in-progress files are not read)
+    _write(classified, "predictions", [{"key": "b", "id": 9, "y_pred": 2, "y_true": 3, "n": 0}])
+    _write(classified, "predictions", [{"key": "c", "n": 0}], ".part-x.jsonl.inprogress")
+    assert reader.read_new() == 1
+    _write(classified, "alerts", [{"key": "b", "n": 0}])  # a file that changed: read again
+    assert reader.read_new() == 1
+    assert reader.read_new() == 0
+
+    def plain(summary):
+        return {slot: vars(curve) for slot, curve in summary.keys.items()}
+
+    read, whole = reader.summary(), read_output_dir(classified)
+    assert plain(read) == plain(whole) and '"c"' not in read.keys
+    assert (read.task, read.counts, read.rejected) == (whole.task, whole.counts, whole.rejected)
+    assert summary_table(read) == summary_table(whole)
+    assert read.keys['"b"'].pairs == [(0, 3, 2)] and read.keys['"b"'].alerts == [0]
+    (classified / "predictions" / "part-0-0.jsonl").unlink()  # gone: no longer counted
+    assert reader.summary().keys['"b"'].pairs == []

@@ -137,3 +137,31 @@ def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_pat
     zygote.close()
     with pytest.raises(OSError):  # gone: the client computes the summary itself
         zygote.summary(str(out), **options)
+
+
+def test_the_zygote_reads_output_committed_during_the_run_for_the_summary(zygote, tmp_path):
+    from jobs.outputs import job_summary
+
+    out = tmp_path / "out"
+    options = dict(model_spec=SPECS["model_spec"], metric_spec=None, elapsed=3.0)
+    assert zygote.summary(str(out), **options) is None  # the zygote serves: nothing yet
+    zygote.watch(str(out))  # before the job has written anything
+    rows = [{"key": "a", "id": i, "y_pred": i % 2 == 0, "y_true": True, "n": i} for i in range(6)]
+    (out / "predictions").mkdir(parents=True)
+    first = out / "predictions" / "part-0-0.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    time.sleep(2.0)  # the zygote reads it meanwhile
+    # Its bytes change behind the zygote's back (same size, time and inode): a summary
+    # that reads it only at the end would see key "z".
+    stat = first.stat()
+    changed = first.read_bytes().replace(b'"a"', b'"z"')
+    with open(first, "r+b") as fh:
+        fh.write(changed)
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = out / "predictions" / "part-1-0.jsonl"
+    second.write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    text = zygote.summary(str(out), **options)
+    assert "6 predictions" in text and '"z"' not in text
+    assert 'best "a" 0.5000, worst "a" 0.5000 (over 1 keys' in text
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    assert text == job_summary(out, **options)
