@@ -17,7 +17,9 @@ run it, minus the imports. The launcher waits for the worker and exits with its 
 The zygote also spares the client River (about 1 s of imports, on the path to the job's
 start): building the specs is its first step, and it sends the verdict (the model's kind,
 or the spec's error) back on a pipe; at the end of the run it computes the summary of the
-output, which needs River's metrics. Where it cannot answer, the client does both itself.
+output, which needs River's metrics (for a run that ends by itself a fork of it reads the
+output's part files as they are committed, see :meth:`Zygote.watch`). Where it cannot
+answer, the client does both itself.
 
 Where the zygote is gone or cannot be reached, the launcher runs the worker the usual
 way (``exec`` of the real interpreter), so a worker always starts. ``RIVERFLINK_FORK=0``
