@@ -136,10 +136,13 @@ def _total_lines(settings) -> int | None:
     """Lines of a bounded file input (the progress line's total), else None."""
     if settings.unbounded or settings.is_socket:
         return None
-    from jobs.exit_savepoint import input_files
+    from jobs.exit_savepoint import UnreadableInput, input_files
     from jobs.progress import count_lines
 
-    return count_lines(input_files(settings.source))
+    try:
+        return count_lines(input_files(settings.source))
+    except UnreadableInput:
+        return None  # Flink reads it; the progress line goes without a total
 
 
 def _run(args: argparse.Namespace) -> int:

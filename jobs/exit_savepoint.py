@@ -10,16 +10,43 @@ prediction or one rejected line), then stops the job with a savepoint.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import re
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from operators.records import is_blank
 
-__all__ = ["input_files", "count_records", "CommitCounter", "stop_with_savepoint"]
+__all__ = [
+    "input_files",
+    "read_input",
+    "UnreadableInput",
+    "count_records",
+    "CommitCounter",
+    "stop_with_savepoint",
+]
 
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # how Java's BufferedReader splits lines
+
+#: Flink's file source decompresses files by the last extension of their name
+#: (``StandardDeCompression``); riverflink counts their lines the same way.
+_DECOMPRESS = {
+    ".gz": gzip.decompress,
+    ".gzip": gzip.decompress,
+    ".bz2": bz2.decompress,
+    ".xz": lzma.decompress,
+    ".deflate": zlib.decompress,  # a zlib stream, as Java's InflaterInputStream reads it
+}
+#: Decompressed by Flink, but not by Python's standard library.
+_UNREADABLE = (".zst",)
+
+
+class UnreadableInput(ValueError):
+    """An input file whose lines riverflink cannot count as Flink will read them."""
 
 
 def input_files(source: str) -> list[Path]:
@@ -35,11 +62,38 @@ def input_files(source: str) -> list[Path]:
     )
 
 
+def read_input(path: Path) -> bytes:
+    """The bytes of ``path`` as Flink's file source reads them: decompressed by extension.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     plain, packed = Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl.gz")
+    ...     _ = plain.write_bytes(b'{"key": 1}\\n')
+    ...     _ = packed.write_bytes(gzip.compress(b'{"key": 2}\\n'))
+    ...     read_input(plain), read_input(packed)
+    (b'{"key": 1}\\n', b'{"key": 2}\\n')
+    """
+    path = Path(path)
+    if path.suffix in _UNREADABLE:
+        raise UnreadableInput(
+            f"{path}: Flink decompresses {path.suffix} files, but riverflink cannot read "
+            "them to count their lines; decompress it first (or give it another name)"
+        )
+    data = path.read_bytes()
+    decompress = _DECOMPRESS.get(path.suffix)
+    if decompress is None:
+        return data
+    try:
+        return decompress(data)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise UnreadableInput(f"{path}: not a valid {path.suffix} file ({exc})") from exc
+
+
 def count_records(files: Iterable[Path]) -> int:
     """Lines the job will answer: every line that is not blank, valid or not."""
     total = 0
     for path in files:
-        data = path.read_bytes()
+        data = read_input(path)
         lines = _LINE_BREAK.split(data)
         if lines and lines[-1] == b"":
             lines.pop()

@@ -58,6 +58,11 @@ PROFILES = {
 }
 
 
+#: The most subtasks that get keys: ``state.descriptors.ROUTING_BUCKETS`` (not imported
+#: here, where the client checks its flags before it has imported PyFlink).
+MAX_PARALLELISM = 128
+
+
 class SettingsError(ValueError):
     """A setting that cannot work; the message says which and why."""
 
@@ -108,9 +113,25 @@ class JobSettings:
             raise SettingsError("--output is required: a directory, or - for stdout")
         if self.output != "-" and Path(self.output).exists() and not Path(self.output).is_dir():
             raise SettingsError(f"--output {self.output} exists and is not a directory")
+        if not self.is_socket and self.output != "-" and Path(self.source).is_dir():
+            source, output = Path(self.source).resolve(), Path(self.output).resolve()
+            inside = output == source or source in output.parents
+            if inside and not any(  # Flink's file source skips what is named . or _
+                part.startswith((".", "_")) for part in output.relative_to(source).parts
+            ):
+                raise SettingsError(
+                    f"--output {self.output} is inside --source {self.source}: the job would "
+                    "read its own output as input; write it elsewhere, or under a name starting "
+                    "with _ (the source skips those)"
+                )
         _positive("--discovery-interval", self.discovery_interval)
         if self.checkpoint_interval is not None:
             _positive("--checkpoint-interval", self.checkpoint_interval)
+            if not (self.checkpoint_dir or self.unbounded or self.savepoint_on_exit):
+                raise SettingsError(
+                    "--checkpoint-interval needs --checkpoint-dir here: a bounded run "
+                    "without it takes no checkpoints"
+                )
         if self.state_ttl is not None:
             _positive("--state-ttl", self.state_ttl)
         _positive("--label-ttl", self.label_ttl)
@@ -121,6 +142,11 @@ class JobSettings:
         if not _whole(self.parallelism) or self.parallelism < 1:
             raise SettingsError(
                 f"--parallelism must be a whole number >= 1, not {self.parallelism!r}"
+            )
+        if self.parallelism > MAX_PARALLELISM:
+            raise SettingsError(
+                f"--parallelism {self.parallelism}: keys go to {MAX_PARALLELISM} buckets, so "
+                f"at most {MAX_PARALLELISM} subtasks would get any; use {MAX_PARALLELISM} or fewer"
             )
         if self.on_drift not in ("alert", "reset"):
             raise SettingsError(f"--on-drift must be 'alert' or 'reset', not {self.on_drift!r}")
@@ -269,6 +295,33 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 _FIELDS = {f.name for f in dataclasses.fields(JobSettings)}
 
+#: What a job file may give for each setting (flags are typed by argparse).
+_BOOLS = {"follow"}
+_WHOLE = {"socket_retries", "parallelism"}
+_SECONDS = {"discovery_interval", "checkpoint_interval", "state_ttl", "label_ttl"}
+
+
+def _check_job_value(path: str, name: str, field: str, value) -> None:
+    """A job file's value of the type the setting takes, or a SettingsError saying so."""
+    if value is None:
+        return
+    if field in _BOOLS:
+        ok, want = isinstance(value, bool), "true or false"
+    elif field in _WHOLE:
+        ok, want = _whole(value), "a whole number"
+    elif field in _SECONDS:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        want = "a number of seconds"
+    elif field == "features":
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(f, str) for f in value)
+        )
+        want = "a list of field names"
+    else:
+        ok, want = isinstance(value, str), "text (in quotes if YAML reads it otherwise)"
+    if not ok:
+        raise SettingsError(f"--config {path}: {name} must be {want}, not {value!r}")
+
 
 def _read_job_file(path: str) -> dict:
     import yaml
@@ -279,7 +332,10 @@ def _read_job_file(path: str) -> dict:
     except OSError as exc:
         raise SettingsError(f"--config {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise SettingsError(f"--config {path}: not valid YAML: {exc}") from exc
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError(f"--config {path}: not valid YAML{at}: {problem}") from exc
     if not isinstance(data, dict):
         raise SettingsError(
             f"--config {path}: expected a mapping of settings, got {type(data).__name__}"
@@ -288,10 +344,14 @@ def _read_job_file(path: str) -> dict:
     for name, value in data.items():
         field = str(name).replace("-", "_")
         if field not in _FIELDS:
+            hint = ""
+            if isinstance(name, bool):
+                hint = " (YAML reads yes, no, on and off as true or false)"
             raise SettingsError(
-                f"--config {path}: unknown setting {name!r}; known: "
+                f"--config {path}: unknown setting {name!r}{hint}; known: "
                 + ", ".join(sorted(f.replace("_", "-") for f in _FIELDS))
             )
+        _check_job_value(path, str(name), field, value)
         out[field] = value
     base = os.path.dirname(os.path.abspath(path))
     for field in (

@@ -237,8 +237,11 @@ def _preload(specs: dict, verdict_fd: int | None = None) -> None:
     except Exception:  # noqa: BLE001 - the client checks for itself and reports it
         pass
     if verdict_fd is not None:
-        with os.fdopen(verdict_fd, "wb") as out:
-            out.write(json.dumps(verdict).encode() + b"\n")
+        try:
+            with os.fdopen(verdict_fd, "wb") as out:
+                out.write(json.dumps(verdict).encode() + b"\n")
+        except BrokenPipeError:
+            pass  # the client stopped listening (its run already failed): nothing to tell
     import pyflink.fn_execution.beam.beam_boot  # noqa: F401 - gRPC, Beam's protos
     import pyflink.fn_execution.beam.beam_operations  # noqa: F401 - Beam's worker, coders
     import pyflink.fn_execution.beam.beam_sdk_worker_main  # noqa: F401
@@ -377,6 +380,9 @@ def _become_worker(request: dict, fds: list) -> None:
 def main(argv: list | None = None) -> int:
     """``python -m jobs.worker_fork SOCKET SPECS_JSON [VERDICT_FD]``: the zygote."""
     path, specs, *verdict = argv if argv is not None else sys.argv[1:]
+    # Ctrl-C reaches the whole process group; the client handles it and closes stdin,
+    # which ends the zygote. (Each worker restores the default handler.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)  # first, so that a launcher that comes early waits, not falls back
     listener.listen(64)

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+import zlib
+
+import pytest
+
 from jobs.checkpoints import execution_mode_of, holds_sql_windows
-from jobs.exit_savepoint import CommitCounter, count_records, input_files, local_path
+from jobs.exit_savepoint import (
+    CommitCounter,
+    UnreadableInput,
+    count_records,
+    input_files,
+    local_path,
+)
+from jobs.progress import count_lines
 
 NAME = "riverflink-key-state-v1"
 
@@ -55,6 +69,37 @@ def test_count_records_splits_lines_like_java_and_skips_blank_ones(tmp_path):
     data = b'{"a": 1}\r\n\n   \r{"b": 2}\rnot json\n\xff\n{"c": 3}'
     (tmp_path / "in.jsonl").write_bytes(data)
     assert count_records([tmp_path / "in.jsonl"]) == 5
+
+
+@pytest.mark.parametrize(
+    "suffix, pack",
+    [
+        (".gz", gzip.compress),
+        (".gzip", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".deflate", zlib.compress),
+    ],
+)
+def test_compressed_inputs_count_as_flink_reads_them(tmp_path, suffix, pack):
+    """Flink decompresses these by extension; counting their compressed bytes made
+    --savepoint-on-exit wait for lines that never come (or stop before the input ended)."""
+    lines = b"".join(b'{"key": "k%d", "x": %d}\n' % (i, i) for i in range(1500))
+    path = tmp_path / f"in.jsonl{suffix}"
+    path.write_bytes(pack(lines + b"\n  \n"))
+    assert count_records([path]) == 1500
+    assert count_lines([path]) == 1500
+
+
+def test_inputs_python_cannot_read_are_refused_with_what_to_do(tmp_path):
+    zst = tmp_path / "in.jsonl.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd not really zstd")
+    with pytest.raises(UnreadableInput, match="decompress it first"):
+        count_records([zst])
+    broken = tmp_path / "in.jsonl.gz"
+    broken.write_bytes(b"plain text, not gzip\n")
+    with pytest.raises(UnreadableInput, match="not a valid .gz file"):
+        count_records([broken])
 
 
 def test_commit_counter_ignores_files_that_were_there_before(tmp_path):

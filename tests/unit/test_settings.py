@@ -106,7 +106,8 @@ def test_bad_socket_addresses_are_refused(source, out):
 
 
 def test_follow_needs_a_directory(tmp_path, data, out):
-    assert settings(source=str(tmp_path), output=out, follow=True).unbounded
+    (tmp_path / "incoming").mkdir()
+    assert settings(source=str(tmp_path / "incoming"), output=out, follow=True).unbounded
     with pytest.raises(SettingsError, match="--follow"):
         settings(source=str(data), output=out, follow=True)
 
@@ -134,6 +135,42 @@ def test_parallelism_must_be_a_positive_whole_number(parallelism, data, out):
 def test_intervals_must_be_positive_numbers(name, flag, value, data, out):
     with pytest.raises(SettingsError, match=re.escape(flag)):
         settings(source=str(data), output=out, **{name: value})
+
+
+def test_parallelism_beyond_the_routing_buckets_is_refused(data, out):
+    from state.descriptors import ROUTING_BUCKETS
+
+    assert settings(source=str(data), output=out, parallelism=ROUTING_BUCKETS).parallelism == 128
+    with pytest.raises(SettingsError, match="at most 128 subtasks"):
+        settings(source=str(data), output=out, parallelism=ROUTING_BUCKETS + 1)
+
+
+@pytest.mark.parametrize("inside", [".", "out", "out/deeper"])
+def test_output_inside_a_source_directory_is_refused(tmp_path, inside):
+    """A --follow run read its own committed output as new input, over and over."""
+    source = tmp_path / "incoming"
+    source.mkdir()
+    with pytest.raises(SettingsError, match="inside --source"):
+        settings(source=str(source), output=str(source / inside), follow=True)
+    with pytest.raises(SettingsError, match="inside --source"):
+        settings(source=str(source), output=str(source / inside))
+
+
+def test_output_beside_the_source_is_fine(tmp_path, data):
+    source = tmp_path / "incoming"
+    source.mkdir()
+    assert settings(source=str(source), output=str(tmp_path / "incoming-out"), follow=True)
+    assert settings(source=str(data), output=str(tmp_path))  # a file's own directory
+
+
+def test_checkpoint_interval_without_checkpoints_is_refused(tmp_path, data, out):
+    with pytest.raises(SettingsError, match="--checkpoint-interval needs --checkpoint-dir"):
+        settings(source=str(data), output=out, checkpoint_interval=5.0)
+    assert settings(source=str(data), output=out, checkpoint_interval=5.0, checkpoint_dir="c")
+    assert settings(source=str(tmp_path), output="-", follow=True, checkpoint_interval=5.0)
+    assert settings(source=str(tmp_path), output=str(tmp_path / "_out"), follow=True)
+    assert settings(source="socket://localhost:9", output=out, checkpoint_interval=5.0)
+    assert settings(source=str(data), output=out, checkpoint_interval=5.0, savepoint_on_exit="sp")
 
 
 def test_socket_retries_must_not_be_negative(out):
@@ -204,6 +241,8 @@ def test_flags_alone(data, out):
             "reset",
             "--parallelism",
             "3",
+            "--checkpoint-dir",
+            "ckpt",
             "--checkpoint-interval",
             "5",
         ]
@@ -237,6 +276,7 @@ def test_job_file_keys_may_use_dashes_or_underscores(tmp_path, data, out):
 source: {data}
 output: {out}
 on-drift: reset
+checkpoint-dir: ckpt
 checkpoint_interval: 5
 state-ttl: 60
 discovery_interval: 1
@@ -353,6 +393,42 @@ def test_job_file_values_are_validated_too(tmp_path, data, out):
         parse(["--config", str(job)])
 
 
+@pytest.mark.parametrize(
+    "line, named",
+    [
+        ("key: 5", "key must be text"),
+        ("model: 12", "model must be text"),
+        ("output-extra: 1", "unknown setting"),
+        ("follow: 'no'", "follow must be true or false"),
+        ("parallelism: 2.5", "parallelism must be a whole number"),
+        ("label-ttl: soon", "label-ttl must be a number of seconds"),
+        ("features: {a: 1}", "features must be a list of field names"),
+        ("features: [a, 1]", "features must be a list of field names"),
+        ("profile: [x]", "profile must be text"),
+        ("no: 1", "YAML reads yes, no, on and off"),
+    ],
+)
+def test_job_file_values_of_the_wrong_type_are_named(tmp_path, data, out, line, named):
+    """They failed inside the job, or as a bare Python TypeError naming no setting."""
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\n{line}\n")
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        parse(["--config", str(job)])
+
+
+def test_a_source_given_as_a_number_is_refused_before_the_job(tmp_path, out):
+    job = write_job(tmp_path, f"source: 123\noutput: {out}\n")
+    with pytest.raises(SettingsError, match="source must be text"):
+        parse(["--config", str(job)])
+
+
+def test_yaml_errors_are_one_line_with_the_place(tmp_path, data, out):
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\nmodel: [unclosed\n")
+    with pytest.raises(SettingsError) as info:
+        parse(["--config", str(job)])
+    assert "\n" not in str(info.value)
+    assert re.search(r"not valid YAML at line \d+, column \d+", str(info.value))
+
+
 # --- latest_checkpoint ------------------------------------------------------------------------
 
 
@@ -411,7 +487,8 @@ def test_profile_follows_the_source_unless_given(data, tmp_path, out):
 
     assert settings(source=str(data), output=out).tuning == PROFILES["throughput"]
     assert settings(source="socket://localhost:9999", output=out).tuning == PROFILES["latency"]
-    followed = settings(source=str(tmp_path), output=out, follow=True)
+    (tmp_path / "incoming").mkdir()
+    followed = settings(source=str(tmp_path / "incoming"), output=out, follow=True)
     assert followed.tuning == PROFILES["latency"]
     chosen = parse(["--source", str(data), "--output", out, "--profile", "latency"])
     assert chosen.tuning == PROFILES["latency"]

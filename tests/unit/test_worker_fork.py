@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,3 +166,32 @@ def test_the_zygote_reads_output_committed_during_the_run_for_the_summary(zygote
     assert 'best "a" 0.5000, worst "a" 0.5000 (over 1 keys' in text
     first.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     assert text == job_summary(out, **options)
+
+
+def test_ctrl_c_and_a_client_gone_early_leave_no_traceback(tmp_path):
+    """Ctrl-C reaches the whole process group, and a failed run may close the verdict's
+    pipe first: the zygote printed a KeyboardInterrupt or BrokenPipeError traceback."""
+    import signal
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the client is gone before the verdict
+    socket_path = tmp_path / "zygote.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.worker_fork", str(socket_path), json.dumps(SPECS)]
+        + [str(write_end)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(write_end,),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    os.close(write_end)
+    deadline = time.monotonic() + 60
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None  # still serving: the client decides when it ends
+    process.stdin.close()
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in process.stderr.read().decode()
