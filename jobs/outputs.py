@@ -431,9 +431,9 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None, 
     done = c["predictions"] + c["outcomes"] + c["rejected"]  # one per input line
     took = f"done in {format_elapsed(elapsed)}; " if elapsed else ""
     lines = [
-        f"riverflink: {took}the output holds {done:,} lines: {c['predictions']:,} predictions, "
-        f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
-        f"{c['rejected']:,} rejected; {len(summary.keys):,} keys"
+        f"riverflink: {took}the output answers {done:,} input lines: "
+        f"{c['predictions']:,} predictions, {c['outcomes']:,} delayed labels learned, "
+        f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts; {len(summary.keys):,} keys"
     ]
     if metric is not None:
         values = key_metrics(summary, metric)

@@ -189,8 +189,10 @@ class JobSettings:
                 )
         if self.restore == "latest" and not self.checkpoint_dir:
             raise SettingsError("--restore latest looks under --checkpoint-dir; give that too")
-        if self.restore not in (None, "latest") and not Path(self.restore).exists():
-            raise SettingsError(f"--restore {self.restore}: no such checkpoint or savepoint")
+        if self.restore not in (None, "latest"):
+            _check_restore_path(self.restore)
+        if self.restore is None and self.output != "-":
+            _check_fresh_output(self.output)
 
     @property
     def is_socket(self) -> bool:
@@ -217,6 +219,59 @@ class JobSettings:
 
     def with_changes(self, **changes) -> JobSettings:
         return dataclasses.replace(self, **changes)
+
+
+#: The output directories of a run (``--output DIR``), each with its part files.
+OUTPUT_KINDS = ("predictions", "alerts", "outcomes", "rejected")
+
+
+def _check_fresh_output(output: str) -> None:
+    """A run that starts new models writes where no earlier run's output is.
+
+    Appending silently mixed two runs: the summary, ``riverflink report`` and anyone
+    reading the directory saw both as one. A run that continues models (``--restore``)
+    may append: that is what resuming means.
+    """
+    root = Path(output)
+    earlier = [p for kind in OUTPUT_KINDS for p in (root / kind).glob("part*")]
+    if not earlier:
+        return
+    hint = "choose a new --output or remove this one"
+    from jobs.checkpoints import latest_checkpoint
+
+    if latest_checkpoint(str(root / "_checkpoints")) is not None:
+        hint += (
+            f", or continue that run with --restore latest --checkpoint-dir {root / '_checkpoints'}"
+        )
+    else:
+        hint += ", or continue its models with --restore"
+    raise SettingsError(
+        f"--output {output} already holds an earlier run's output ({len(earlier)} part "
+        f"files); {hint}"
+    )
+
+
+def _check_restore_path(restore: str) -> None:
+    """A checkpoint or savepoint directory (holding ``_metadata``) or its ``_metadata`` file.
+
+    Anything else failed inside Flink, with Flink's advice rather than riverflink's.
+    """
+    path = Path(restore)
+    if not path.exists():
+        raise SettingsError(f"--restore {restore}: no such checkpoint or savepoint")
+    if path.is_file() and path.name == "_metadata" or (path / "_metadata").is_file():
+        return
+    from jobs.checkpoints import latest_checkpoint
+
+    if path.is_dir() and latest_checkpoint(str(path)) is not None:
+        raise SettingsError(
+            f"--restore {restore} holds checkpoints, not one checkpoint: use --restore latest "
+            f"--checkpoint-dir {restore}, or name one (a chk-N directory in it)"
+        )
+    raise SettingsError(
+        f"--restore {restore} is not a checkpoint or savepoint (a directory holding a "
+        "_metadata file, as --savepoint-on-exit prints it or as chk-N under --checkpoint-dir)"
+    )
 
 
 def _whole(value) -> bool:

@@ -35,7 +35,7 @@ def test_progress_lines_then_a_summary_naming_best_and_worst_keys(tmp_path):
     done = [int(line.split("/")[0].split()[-1].replace(",", "")) for line in progress]
     assert done == sorted(done) and done[-1] <= 30_000
     summary = "\n".join(lines[-4:])
-    assert re.search(r"riverflink: done in \d+:\d\d; the output holds 30,000 lines", summary)
+    assert re.search(r"riverflink: done in \d+:\d\d; the output answers 30,000 input", summary)
     assert "30,000 predictions, 0 delayed labels learned" in summary
     assert re.search(r'metrics.Accuracy\(\) per key: best "[bc]" 0\.\d{4}, worst "a"', summary)
 
@@ -46,7 +46,7 @@ def test_quiet_keeps_only_the_summary(tmp_path):
     assert result.returncode == 0, result.stderr
     riverflink = [line for line in result.stderr.splitlines() if line.startswith("riverflink:")]
     assert not any(" rec/s | " in line for line in riverflink)
-    assert any("the output holds 3,000 lines" in line for line in riverflink)
+    assert any("the output answers 3,000 input lines" in line for line in riverflink)
 
 
 @pytest.mark.parametrize("profile", ["throughput", "latency"])
@@ -102,5 +102,5 @@ def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "riverflink: interrupted; the job was cancelled" in err
-    assert "the output holds 2,000 lines: 2,000 predictions" in err
+    assert "the output answers 2,000 input lines: 2,000 predictions" in err
     assert "per key: best" in err

@@ -163,4 +163,4 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     summary = read_output_dir(out)
     assert summary.counts["predictions"] == len(records)
     assert sum(k.labeled for k in summary.keys.values()) == len(records)
-    assert f"the output holds {len(records):,} lines" in resumed.stderr
+    assert f"the output answers {len(records):,} input lines" in resumed.stderr

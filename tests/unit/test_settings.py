@@ -225,6 +225,34 @@ def test_restore_path_must_exist(tmp_path, data, out):
         settings(source=str(data), output=out, restore=str(tmp_path / "savepoint-123"))
 
 
+def test_a_fresh_run_does_not_append_to_an_earlier_runs_output(tmp_path, data, out):
+    """Two runs into one directory were summarized and reported as one."""
+    (Path(out) / "predictions").mkdir(parents=True)
+    (Path(out) / "predictions" / ".part-a-0.jsonl.inprogress.x").write_text("{}\n")
+    assert settings(source=str(data), output=out)  # nothing committed yet
+    (Path(out) / "rejected").mkdir()
+    (Path(out) / "rejected" / "part-a-0.jsonl").write_text("{}\n")
+    with pytest.raises(SettingsError, match="already holds an earlier run's output"):
+        settings(source=str(data), output=out)
+    chk = checkpoint(Path(out) / "_checkpoints", "job", 7)
+    with pytest.raises(SettingsError, match="--restore latest --checkpoint-dir"):
+        settings(source=str(data), output=out)
+    assert settings(source=str(data), output=out, restore=str(chk))  # resuming appends
+
+
+def test_restore_path_must_be_a_checkpoint_or_savepoint(tmp_path, data, out):
+    """These failed inside Flink ("Cannot find meta data file", "Unexpected magic number")."""
+    chk = checkpoint(tmp_path / "ckpt", "job", 3)
+    for good in (chk, chk / "_metadata"):
+        assert settings(source=str(data), output=out, restore=str(good)).restore == str(good)
+    with pytest.raises(SettingsError, match="--restore latest --checkpoint-dir"):
+        settings(source=str(data), output=out, restore=str(tmp_path / "ckpt"))
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "empty", data):
+        with pytest.raises(SettingsError, match="is not a checkpoint or savepoint"):
+            settings(source=str(data), output=out, restore=str(bad))
+
+
 # --- flags and the YAML job file --------------------------------------------------------------
 
 
