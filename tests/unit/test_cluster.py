@@ -46,6 +46,7 @@ def test_run_flags_reproduce_the_settings(incoming, tmp_path):
 def test_paths_become_absolute(incoming, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sp").mkdir()
+    (tmp_path / "sp" / "_metadata").write_bytes(b"meta")  # a savepoint
     relative = parse(
         ["--source", "in", "--output", "out", "--checkpoint-dir", "ck", "--restore", "sp"]
     )
