@@ -248,6 +248,9 @@ def _preload(specs: dict, verdict_fd: int | None = None) -> None:
     import pyflink.fn_execution.datastream.process.operations  # noqa: F401
 
     import operators.functions  # noqa: F401
+    from operators.bundle_end import shorten_sampling
+
+    shorten_sampling()  # before any worker creates its bundle processor
 
 
 def _serve(listener: socket.socket, parent) -> None:

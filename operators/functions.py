@@ -26,6 +26,7 @@ from dataclasses import replace
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
+from operators.bundle_end import shorten_sampling
 from operators.live_counts import LiveCounts
 from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
 from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
@@ -179,6 +180,7 @@ class LearnPerKey(KeyedProcessFunction):
         from operators.learner import OnlineLearner
 
         pipeline_commits()
+        shorten_sampling()  # for bundle processors created from now on (see bundle_end)
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,
