@@ -27,10 +27,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["CLASS_NAME", "build_jar", "jar_path", "router_jar"]
+__all__ = ["CLASS_NAME", "SOCKET_CLASS_NAME", "build_jar", "jar_path", "router_jar"]
 
 #: The operator's Java class.
 CLASS_NAME = "riverflink.RouteLines"
+#: riverflink's socket source, in the same jar.
+SOCKET_CLASS_NAME = "riverflink.SocketLines"
 
 
 def _sources() -> list:

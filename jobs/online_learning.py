@@ -161,6 +161,41 @@ def _file_sink(path: Path):
     )
 
 
+def _use_jar(env, jar: Path) -> None:
+    """Ship riverflink's jar with the job and load classes from it (once per job)."""
+    added = env.__dict__.setdefault("_riverflink_jars", set())
+    if jar not in added:
+        env.add_jars(jar.as_uri())
+        added.add(jar)
+
+
+def _socket_lines(env, host: str, port: int, retries: int):
+    """The lines of ``socket://HOST:PORT`` (a Java ``DataStream``): riverflink's source
+    (``jobs/java/riverflink/SocketLines.java``), or Flink's where it cannot be built.
+
+    Flink's keeps an unterminated last line across a reconnect and glues it to the next
+    connection's first line; riverflink's ends it with its connection.
+    """
+    from pyflink.common import Types
+    from pyflink.java_gateway import get_gateway
+
+    from jobs.java_router import SOCKET_CLASS_NAME, router_jar
+
+    j_env = env._j_stream_execution_environment
+    jar = router_jar()
+    if jar is None:
+        # Flink counts connections, not reconnects: N reconnects = N + 1 connections.
+        return j_env.socketTextStream(host, port, "\n", retries + 1 if retries else 0)
+    _use_jar(env, jar)
+    gateway = get_gateway()
+    loader = gateway.jvm.Thread.currentThread().getContextClassLoader()
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 3)
+    args[0], args[1] = host, gateway.jvm.java.lang.Integer(port)
+    args[2] = gateway.jvm.java.lang.Long(retries + 1)
+    source = loader.loadClass(SOCKET_CLASS_NAME).getConstructors()[0].newInstance(args)
+    return j_env.addSource(source, f"socket {host}:{port}", Types.STRING().get_java_type_info())
+
+
 def _source(env, settings: JobSettings):
     from pyflink.common import Duration, WatermarkStrategy
     from pyflink.datastream import DataStream
@@ -168,12 +203,11 @@ def _source(env, settings: JobSettings):
 
     if settings.is_socket:
         host, port = settings.socket_address
-        # Flink counts connections, not reconnects: N reconnects = N + 1 connections.
-        connections = settings.socket_retries + 1 if settings.socket_retries else 0
-        j_stream = env._j_stream_execution_environment.socketTextStream(
-            host, port, "\n", connections
+        return (
+            DataStream(_socket_lines(env, host, port, settings.socket_retries))
+            .name(f"socket {host}:{port}")
+            .uid(UIDS["source"])
         )
-        return DataStream(j_stream).name(f"socket {host}:{port}").uid(UIDS["source"])
     # ISO-8859-1 hands every byte through as one character; Python decodes UTF-8 strictly.
     fmt = StreamFormat.text_line_format("ISO-8859-1")
     if settings.savepoint_on_exit:
@@ -325,7 +359,7 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, ro
     from jobs.java_router import CLASS_NAME
     from state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
-    env.add_jars(jar.as_uri())
+    _use_jar(env, jar)
     tuning = settings.tuning
     batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
     gateway = get_gateway()

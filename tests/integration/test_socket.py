@@ -58,8 +58,11 @@ def test_socket_feed_to_stdout_matches_river(tmp_path):
 
 
 def test_socket_retries_reconnect_after_the_peer_closes(tmp_path):
+    """Each connection's last line has no line break: Flink's own socket source glued it
+    to the next connection's first line, and both were rejected as one invalid line."""
     records = drifting_stream(900, seed=8)
     halves = [records[:400], records[400:]]
+    breaks = [b"\n", b"\r\n"]
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -67,10 +70,10 @@ def test_socket_retries_reconnect_after_the_peer_closes(tmp_path):
 
     def serve_twice():
         with server:
-            for half in halves:  # the job reconnects after the first close
+            for half, line_break in zip(halves, breaks):  # it reconnects after the close
                 conn, _ = server.accept()
                 with conn:
-                    conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in half))
+                    conn.sendall(line_break.join(json.dumps(r).encode() for r in half))
 
     thread = threading.Thread(target=serve_twice, daemon=True)
     thread.start()
@@ -88,3 +91,4 @@ def test_socket_retries_reconnect_after_the_peer_closes(tmp_path):
     rows = read_lines(tmp_path / "out" / "predictions")
     expected, _ = reference_predictions(records, default_model)
     assert by_key(rows) == by_key(jsonable(expected))
+    assert not (tmp_path / "out" / "rejected").exists()
