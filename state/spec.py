@@ -280,7 +280,27 @@ def parse_model(text: str) -> base.Estimator:
         model_kind(model)
     except SpecError as exc:
         raise SpecError(f"model spec {spec!r}: {exc}") from None
+    if isinstance(model, compose.Pipeline):
+        # River checks this only when a record arrives: every record would be rejected.
+        for name, step in list(model.steps.items())[:-1]:
+            if not (
+                isinstance(step, base.Transformer)
+                or river_inspect.ischildobject(obj=step, class_name="AnomalyFilter")
+            ):
+                raise SpecError(
+                    f"model spec {spec!r}: {name} comes before the pipeline's last step, "
+                    "so it must transform the features (a transformer such as "
+                    "preprocessing.StandardScaler(), or an anomaly filter); it is a "
+                    f"{_step_kind(step)}"
+                )
     return model
+
+
+def _step_kind(step: Any) -> str:
+    try:
+        return model_kind(step)
+    except SpecError:
+        return type(step).__name__
 
 
 def parse_detector(text: str) -> base.DriftDetector | base.BinaryDriftDetector | None:

@@ -253,3 +253,34 @@ def test_module_never_evals_or_imports_pyflink():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(name.startswith("pyflink") for name in imported)
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("linear_model.LogisticRegression() | linear_model.LogisticRegression()", "classifier"),
+        (
+            "cluster.KMeans() | preprocessing.StandardScaler() | tree.HoeffdingTreeRegressor()",
+            "clusterer",
+        ),
+    ],
+)
+def test_pipeline_steps_before_the_last_must_transform(text, named):
+    """River finds out only at the first record, so every record was rejected."""
+    with pytest.raises(SpecError, match=rf"must transform the features .* it is a {named}"):
+        parse_model(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "preprocessing.StandardScaler | preprocessing.OneHotEncoder | linear_model.PAClassifier",
+        "anomaly.QuantileFilter(anomaly.HalfSpaceTrees(), q=0.95) | linear_model.Perceptron()",
+        "feature_extraction.PolynomialExtender() | linear_model.LinearRegression()",
+    ],
+)
+def test_transformers_and_anomaly_filters_may_come_first(text):
+    model = parse_model(text)
+    x = {"a": 1.0, "b": 2.0}
+    model.learn_one(x, 1.0)
+    model.predict_one(x)
