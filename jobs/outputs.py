@@ -341,9 +341,9 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
         best, worst = ranked[0], ranked[-1]
         lines += [
             "",
-            f"best key:  {json.dumps(best.key)} ({name} {best.metric():.4f}, "
+            f"best key:  {_shown(json.dumps(best.key))} ({name} {best.metric():.4f}, "
             f"{best.labeled:,} labeled)",
-            f"worst key: {json.dumps(worst.key)} ({name} {worst.metric():.4f}, "
+            f"worst key: {_shown(json.dumps(worst.key))} ({name} {worst.metric():.4f}, "
             f"{worst.labeled:,} labeled)",
         ]
     if summary.rejected:
@@ -447,10 +447,26 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None, 
         ranked = sorted(values, key=lambda slot: (-values[slot] if better else values[slot], slot))
         best, worst = ranked[0], ranked[-1]
         lines.append(
-            f"riverflink: {name} per key: best {best} {values[best]:.4f}, "
-            f"worst {worst} {values[worst]:.4f} (over {len(values):,} keys with labels)"
+            f"riverflink: {name} per key: best {_shown(best)} {values[best]:.4f}, "
+            f"worst {_shown(worst)} {values[worst]:.4f} (over {len(values):,} keys with labels)"
         )
     return "\n".join(lines)
+
+
+#: The longest key text a summary line shows (keys can be megabytes long).
+SHOWN_KEY_CHARS = 60
+
+
+def _shown(key_text: str) -> str:
+    """A key's JSON text for a summary line, cut short with "..." when longer than
+    :data:`SHOWN_KEY_CHARS`.
+
+    >>> _shown('"k1"'), _shown('"' + "x" * 100 + '"')[-12:]
+    ('"k1"', 'xxxxxxxxx...')
+    """
+    if len(key_text) <= SHOWN_KEY_CHARS:
+        return key_text
+    return key_text[: SHOWN_KEY_CHARS - 3] + "..."
 
 
 def job_summary(

@@ -190,6 +190,7 @@ class ProgressLine:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = time.monotonic()
         self.last: dict = {}  # the latest counters seen
+        self._job_seen = False  # Flink has answered about the job at least once
         self._history: deque = deque(maxlen=6)  # (time, lines) for the recent rate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="riverflink-progress", daemon=True)
@@ -218,8 +219,9 @@ class ProgressLine:
             state = self.rest.job_state()
         except (OSError, ValueError, KeyError, http.client.HTTPException):
             state = None
-        if state is None:
-            return "starting Flink"
+        if state is None:  # no answer: Flink is not up yet, or it is shutting down
+            return "Flink stopping" if self._job_seen else "starting Flink"
+        self._job_seen = True
         if state == "RUNNING":
             return None if self.last else "job running, no counts yet"
         return f"job {state.lower()}"

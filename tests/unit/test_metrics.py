@@ -186,3 +186,26 @@ def test_count_lines_skips_blank_lines_and_reads_a_last_line_without_newline(tmp
     two.write_bytes(b"x\n" * 300_000)
     assert count_lines([one]) == 3
     assert count_lines([one, two]) == 300_003
+
+
+def test_the_progress_line_tells_start_up_from_shut_down():
+    """After the job had run, an unanswered status read as "starting Flink"."""
+    from jobs.progress import ProgressLine
+
+    class Rest:
+        answers = [None, OSError("refused"), "RUNNING", OSError("refused")]
+
+        def job_state(self):
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    line = ProgressLine(1, total=None, quiet=True)
+    line.rest = Rest()
+    assert [line._status() for _ in range(4)] == [
+        "starting Flink",
+        "starting Flink",
+        "job running, no counts yet",
+        "Flink stopping",
+    ]

@@ -256,3 +256,18 @@ def test_a_reader_reads_each_committed_file_once_and_gives_what_a_whole_read_giv
     assert read.keys['"b"'].pairs == [(0, 3, 2)] and read.keys['"b"'].alerts == [0]
     (classified / "predictions" / "part-0-0.jsonl").unlink()  # gone: no longer counted
     assert reader.summary().keys['"b"'].pairs == []
+
+
+def test_summaries_show_long_keys_cut_short(tmp_path):
+    """A 3 MB key was printed whole, twice, in the end-of-run summary."""
+    from jobs.outputs import SHOWN_KEY_CHARS, run_summary
+
+    long_key = "k" * 100_000
+    rows = [
+        {"key": long_key, "id": 1, "y_pred": True, "y_true": True, "n": 0},
+        {"key": "short", "id": 2, "y_pred": True, "y_true": False, "n": 0},
+    ]
+    _write(tmp_path, "predictions", rows)
+    for text in (run_summary(tmp_path), summary_table(read_output_dir(tmp_path))):
+        assert "short" in text and "kkk..." in text
+        assert max(len(line) for line in text.splitlines()) < SHOWN_KEY_CHARS + 120
