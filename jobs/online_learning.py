@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jobs.flink_config import flink_settings, use_project_conf_dir
-from jobs.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
+from jobs.settings import DISCOVERY_INTERVAL, UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
 
 __all__ = ["build_job", "run_job", "main"]
 
@@ -221,7 +221,7 @@ def _source(env, settings: JobSettings):
     elif settings.follow:
         builder = FileSource.for_record_stream_format(fmt, str(Path(settings.source).resolve()))
         builder = builder.monitor_continuously(
-            Duration.of_millis(int(settings.discovery_interval * 1000))
+            Duration.of_millis(int((settings.discovery_interval or DISCOVERY_INTERVAL) * 1000))
         )
     else:
         builder = FileSource.for_record_stream_format(fmt, str(Path(settings.source).resolve()))

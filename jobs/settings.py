@@ -17,6 +17,9 @@ __all__ = ["SettingsError", "JobSettings", "add_run_arguments", "settings_from_a
 
 DEFAULT_MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
 DEFAULT_DRIFT = "drift.ADWIN()"
+#: Seconds between scans of a --follow directory, unless --discovery-interval says.
+DISCOVERY_INTERVAL = 2.0
+
 #: How often unbounded runs without --checkpoint-dir commit their output.
 UNBOUNDED_COMMIT_INTERVAL = 2.0
 
@@ -72,7 +75,7 @@ class JobSettings:
     source: str
     output: str
     follow: bool = False
-    discovery_interval: float = 2.0
+    discovery_interval: float | None = None  # None: DISCOVERY_INTERVAL, with --follow
     socket_retries: int = 0
     key: str = "key"
     id: str = "id"
@@ -124,7 +127,13 @@ class JobSettings:
                     "read its own output as input; write it elsewhere, or under a name starting "
                     "with _ (the source skips those)"
                 )
-        _positive("--discovery-interval", self.discovery_interval)
+        if self.discovery_interval is not None:
+            _positive("--discovery-interval", self.discovery_interval)
+            if not self.follow:
+                raise SettingsError(
+                    "--discovery-interval sets how often --follow looks for new files; "
+                    "without --follow the source is read once"
+                )
         if self.checkpoint_interval is not None:
             _positive("--checkpoint-interval", self.checkpoint_interval)
             if not (self.checkpoint_dir or self.unbounded or self.savepoint_on_exit):

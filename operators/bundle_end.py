@@ -12,10 +12,11 @@ waits for each end, and so does the worker's next record.
 :func:`shorten_sampling` caps the sampler's sleep at :data:`SAMPLING_PERIOD_MS` for
 the samplers created after it: in local runs, the warm process calls it before it
 forks the workers (``jobs.worker_fork``). Workers that a Flink cluster starts itself
-create their first sampler before riverflink's code runs and keep Beam's for it. The thread then wakes 200 times a second during a
-long bundle (a lock and a clock read each time, nothing that takes the GIL). It
-changes a default argument of Beam's ``StateSampler``, so it checks that the installed
-Beam has the one it was written against, and otherwise leaves Beam alone.
+create their first sampler before riverflink's code runs and keep Beam's for it.
+The thread then wakes 200 times a second during a long bundle (a lock and a clock
+read each time, nothing that takes the GIL). It changes a default argument of Beam's
+``StateSampler``, so it checks that the installed Beam has the one it was written
+against, and otherwise leaves Beam alone.
 """
 
 from __future__ import annotations

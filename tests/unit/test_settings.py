@@ -173,6 +173,16 @@ def test_checkpoint_interval_without_checkpoints_is_refused(tmp_path, data, out)
     assert settings(source=str(data), output=out, checkpoint_interval=5.0, savepoint_on_exit="sp")
 
 
+def test_discovery_interval_needs_follow(tmp_path, data, out):
+    with pytest.raises(SettingsError, match="without --follow the source is read once"):
+        settings(source=str(data), output=out, discovery_interval=1.0)
+    (tmp_path / "incoming").mkdir()
+    followed = settings(
+        source=str(tmp_path / "incoming"), output=out, follow=True, discovery_interval=1.0
+    )
+    assert followed.discovery_interval == 1.0
+
+
 def test_socket_retries_must_not_be_negative(out):
     with pytest.raises(SettingsError, match="--socket-retries"):
         settings(source="socket://localhost:9999", output=out, socket_retries=-1)
@@ -307,7 +317,6 @@ on-drift: reset
 checkpoint-dir: ckpt
 checkpoint_interval: 5
 state-ttl: 60
-discovery_interval: 1
 features: a,b
 model: "preprocessing.StandardScaler() | linear_model.LinearRegression()"
 drift: drift.PageHinkley()
@@ -316,7 +325,7 @@ drift: drift.PageHinkley()
     s = parse(["--config", str(job)])
     assert s.on_drift == "reset"
     assert s.checkpoint_interval == 5.0 and isinstance(s.checkpoint_interval, float)
-    assert s.state_ttl == 60.0 and s.discovery_interval == 1.0
+    assert s.state_ttl == 60.0
     assert s.features == ("a", "b")
     assert s.model == "preprocessing.StandardScaler() | linear_model.LinearRegression()"
     assert s.drift == "drift.PageHinkley()"
