@@ -148,6 +148,13 @@ def write_conf(directory: Path, *, slots: int, rest_port: int, rpc_port: int) ->
             "python.executable": sys.executable,
         }
     )
+    from jobs.java_router import router_jar
+
+    jar = router_jar()
+    if jar is not None:
+        # The TaskManagers' Python workers are served on localhost only (jobs/jvm_archive.py).
+        opts = str(conf.get("env.java.opts.taskmanager", ""))
+        conf["env.java.opts.taskmanager"] = f"{opts} -javaagent:{jar}=transform".strip()
     target = directory / "conf"
     target.mkdir(parents=True, exist_ok=True)
     with open(target / "config.yaml", "w", encoding="utf-8") as fh:

@@ -35,9 +35,18 @@ CLASS_NAME = "riverflink.RouteLines"
 SOCKET_CLASS_NAME = "riverflink.SocketLines"
 
 
+#: The jar is also the local JVM's agent (``jobs/java/riverflink/LoopbackAgent.java``).
+MANIFEST = (
+    "Manifest-Version: 1.0\r\n"
+    "Premain-Class: riverflink.LoopbackAgent\r\n"
+    "Can-Redefine-Classes: true\r\n\r\n"
+)
+
+
 def _sources() -> list:
-    """riverflink's Java classes: the router (``operators/java/``) and the early
-    mini-cluster (``jobs/java/``, see :mod:`jobs.early_cluster`), built into one jar."""
+    """riverflink's Java classes, built into one jar: the router (``operators/java/``);
+    the early mini-cluster (:mod:`jobs.early_cluster`), the socket source and the local
+    JVM's agent (:mod:`jobs.jvm_archive`), all in ``jobs/java/``."""
     root = Path(__file__).resolve().parent.parent
     return sorted([*root.glob("operators/java/**/*.java"), *root.glob("jobs/java/**/*.java")])
 
@@ -53,7 +62,7 @@ def jar_path() -> Path:
     """Where the jar of the current sources is (or would be) built."""
     from pyflink.version import __version__ as pyflink_version
 
-    digest = hashlib.sha256(pyflink_version.encode())
+    digest = hashlib.sha256(pyflink_version.encode() + MANIFEST.encode())
     for source in _sources():
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     name = f"riverflink-router-{digest.hexdigest()[:12]}.jar"
@@ -93,7 +102,7 @@ def build_jar(path: Path | None = None) -> Path:
             raise RuntimeError(f"javac failed: {done.stderr.strip()}")
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as jar:
-            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+            jar.writestr("META-INF/MANIFEST.MF", MANIFEST)
             for item in sorted(classes.rglob("*.class")):
                 jar.write(item, item.relative_to(classes).as_posix())
         os.replace(partial, path)  # whole or not at all, also with runs starting meanwhile

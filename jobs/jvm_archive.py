@@ -12,7 +12,9 @@ The archive belongs to one Java build and one Flink class path (the file name
 carries PyFlink's version). A JVM that cannot use it, after an upgrade of either,
 ignores it silently and starts the slow way; ``riverflink warm-up`` writes a new one.
 
-The local JVM also runs with :data:`LEAN_FLAGS` (see :func:`use_lean_flags`).
+The local JVM also runs with :data:`LEAN_FLAGS` (see :func:`use_lean_flags`), and with
+riverflink's agent, which keeps the Python workers' services on localhost (see
+:func:`use_loopback_agent`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["LEAN_FLAGS", "archive_path", "build_archive", "use_archive", "use_lean_flags"]
+__all__ = [
+    "LEAN_FLAGS",
+    "archive_path",
+    "build_archive",
+    "loopback_problem",
+    "use_archive",
+    "use_lean_flags",
+    "use_loopback_agent",
+]
 
 #: JVM flags that read the archive. The JVM's own messages about it are off: they would
 #: go to stdout, where ``--output -`` writes the job's JSON lines.
@@ -78,6 +88,45 @@ def use_lean_flags() -> list:
     if added:
         os.environ["JVM_ARGS"] = " ".join([*args, *added])
     return added
+
+
+#: What riverflink's agent sets in the JVM (``jobs/java/riverflink/LoopbackAgent.java``).
+LOOPBACK_PROPERTY = "riverflink.grpc.loopback"
+
+
+def use_loopback_agent() -> bool:
+    """Load riverflink's agent into the JVM PyFlink starts next; False where there is no
+    jar to load it from (no JDK: see :mod:`jobs.java_router`).
+
+    Flink's Python operators serve their workers (control, data, state, logging) on free
+    ports on every network interface, though the workers connect to ``localhost``; the
+    agent makes them listen on localhost only. Flink itself gives no setting for it.
+    """
+    from jobs.java_router import router_jar
+
+    jar = router_jar()
+    if jar is None:
+        return False
+    flag = f"-javaagent:{jar}"
+    args = os.environ.get("JVM_ARGS", "").split()
+    if flag not in args:
+        os.environ["JVM_ARGS"] = " ".join([*args, flag])
+    return True
+
+
+def loopback_problem(gateway) -> str | None:
+    """Why the workers' services listen on every interface in this JVM, or None when
+    they listen on localhost (or the agent was never asked for)."""
+    if not any(arg.startswith("-javaagent:") for arg in os.environ.get("JVM_ARGS", "").split()):
+        return None
+    outcome = gateway.jvm.java.lang.System.getProperty(LOOPBACK_PROPERTY)
+    if outcome == "patched":
+        return None
+    return (
+        "the Python workers' services (Flink's gRPC ports for this run) listen on every "
+        f"network interface, not only localhost: riverflink's agent said {outcome!r}. "
+        "Keep this machine's ports closed to untrusted networks."
+    )
 
 
 def _sample(path: Path, n: int = 2000) -> None:

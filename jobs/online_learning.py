@@ -587,7 +587,12 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
         conf.set_string("rest.address", "127.0.0.1")
         conf.set_string("rest.bind-address", "127.0.0.1")
         conf.set_string("metrics.fetcher.update-interval", "1000")
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        # The local cluster's BLOB server (it hands the job's jars to its tasks) listens
+        # where the job manager binds: this machine only. (Beam's ports: jobs.jvm_archive.)
+        conf.set_string("jobmanager.bind-host", "localhost")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
+    _warn_if_exposed()
     early = EarlyCluster.start(env, settings.parallelism)
     if early is None and port == 0:  # started the usual way after all: pick a free port for it
         from pyflink.util.java_utils import get_j_env_configuration
@@ -599,6 +604,16 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
             "rest.port", str(port)
         )
     return env, early, port
+
+
+def _warn_if_exposed() -> None:
+    from pyflink.java_gateway import get_gateway
+
+    from jobs.jvm_archive import loopback_problem
+
+    problem = loopback_problem(get_gateway())
+    if problem is not None:
+        print(f"riverflink: {problem}", file=sys.stderr)
 
 
 def _in_background(target, *args):
@@ -660,10 +675,11 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     use_project_conf_dir()
     _use_worker_processes()
     if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a JVM of our own: start it fast
-        from jobs.jvm_archive import use_archive, use_lean_flags
+        from jobs.jvm_archive import use_archive, use_lean_flags, use_loopback_agent
 
         use_archive()
         use_lean_flags()
+        use_loopback_agent()
     port = None  # of the mini-cluster's REST API, for the progress line
     if "PYFLINK_GATEWAY_PORT" not in os.environ and progress is not None:
         from jobs.early_cluster import EarlyCluster

@@ -52,7 +52,8 @@ def run_cli(
     return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
-def _session_pids(session: int) -> list:
+def session_pids(session: int) -> list:
+    """The processes of the session ``session`` (a run started in a new session)."""
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -64,9 +65,49 @@ def _session_pids(session: int) -> list:
     return pids
 
 
+def listening_addresses(pids) -> list:
+    """The addresses that ``pids`` listen on for TCP connections (Linux ``/proc``)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                addresses.append(_ip_port(fields[1]))
+    return addresses
+
+
+def _ip_port(hex_address: str) -> str:
+    """``0100007F:1F90`` (as /proc/net/tcp writes it) -> ``127.0.0.1:8080``."""
+    import ipaddress
+
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    # each 32-bit word in host order (little-endian on the machines this runs on)
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return f"{ip}:{int(port, 16)}"
+
+
+def on_loopback(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address.rsplit(":", 1)[0]).is_loopback
+
+
 def _hang_report(proc: subprocess.Popen, timeout: float, log_dir: Path) -> str:
     """Thread dumps of the run's JVMs, then the run killed; what it printed and logged."""
-    for pid in _session_pids(proc.pid):
+    for pid in session_pids(proc.pid):
         try:
             if Path(f"/proc/{pid}/exe").resolve().name == "java":
                 os.kill(pid, signal.SIGQUIT)  # the JVM prints its threads to its stdout

@@ -28,6 +28,8 @@ from tests.integration.conftest import (
     by_key,
     drifting_stream,
     jsonable,
+    listening_addresses,
+    on_loopback,
     read_lines,
     write_jsonl,
 )
@@ -195,6 +197,10 @@ def test_submit_stop_with_savepoint_resume_at_another_parallelism(cluster):
     assert _learn_vertex(cluster, job1)["parallelism"] == 2
     write_jsonl(tmp / "one.jsonl", first).rename(tmp / "incoming" / "one.jsonl")
     _wait_for_rows(cluster, job1, tmp / "out" / "predictions", len(first))
+    # Flink binds the Python workers' services to every interface; the agent: localhost.
+    addresses = listening_addresses(cluster.pids())
+    assert len(addresses) >= 2 + 2 * 5, addresses  # the job's two workers' five services each
+    assert [a for a in addresses if not on_loopback(a)] == [], addresses
     _wait_for_metric(cluster, job1, "riverflink_predictions", len(first))
     _wait_for_metric(cluster, job1, "riverflink_lines", len(first))
     # every record falls in the processing-time histogram's last (cumulative) bucket

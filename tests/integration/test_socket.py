@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 
 from river import drift
 
-from tests.integration.conftest import by_key, drifting_stream, jsonable, read_lines, run_cli
+from tests.integration.conftest import (
+    REPO,
+    by_key,
+    drifting_stream,
+    jsonable,
+    listening_addresses,
+    on_loopback,
+    read_lines,
+    run_cli,
+    session_pids,
+)
 from tests.integration.test_parity import default_model
 from tests.reference import reference_predictions
 
@@ -92,3 +105,36 @@ def test_socket_retries_reconnect_after_the_peer_closes(tmp_path):
     expected, _ = reference_predictions(records, default_model)
     assert by_key(rows) == by_key(jsonable(expected))
     assert not (tmp_path / "out" / "rejected").exists()
+
+
+def test_a_running_job_listens_on_localhost_only():
+    """Flink's Python operators serve their workers on free ports, and Flink binds those to
+    every interface; riverflink's agent keeps them, like the rest of the run, on localhost."""
+    records = drifting_stream(300, seed=9)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(120)
+    command = [sys.executable, "-m", "jobs.online_learning", "--output", "-", "--quiet"]
+    command += ["--source", f"socket://127.0.0.1:{server.getsockname()[1]}"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(json.dumps(records[0]).encode() + b"\n")
+                assert run.stdout.readline()  # its prediction: the workers are connected
+                addresses = listening_addresses(session_pids(run.pid))
+                conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in records[1:]))
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stderr
+    assert len(addresses) >= 6, addresses  # the REST API, py4j, the workers' five services
+    assert [a for a in addresses if not on_loopback(a)] == [], addresses
+    assert b"listen on every" not in stderr

@@ -74,7 +74,8 @@ def test_code_archive_holds_the_packages_at_its_root(tmp_path):
     assert not any("__pycache__" in name for name in names)
 
 
-def test_generated_conf_overrides_slots_ports_and_python(tmp_path):
+def test_generated_conf_overrides_slots_ports_and_python(tmp_path, monkeypatch):
+    monkeypatch.setattr("jobs.java_router.router_jar", lambda: tmp_path / "r.jar")
     conf_dir = cluster.write_conf(tmp_path, slots=3, rest_port=18081, rpc_port=16123)
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
     assert conf["taskmanager.numberOfTaskSlots"] == 3
@@ -84,6 +85,8 @@ def test_generated_conf_overrides_slots_ports_and_python(tmp_path):
     assert "-Dfile.encoding=ISO-8859-1" in conf["env.java.opts.all"]
     assert conf["python.execution-mode"] == "process"  # the rest of flink-conf/config.yaml
     assert (conf_dir / "log4j.properties").exists()
+    # the workers' services on localhost (jobs/java/riverflink/LoopbackAgent.java)
+    assert conf["env.java.opts.taskmanager"] == f"-javaagent:{tmp_path / 'r.jar'}=transform"
 
 
 def test_stop_and_start_refuse_what_is_not_theirs(tmp_path):
