@@ -444,3 +444,45 @@ def test_the_hoeffding_tree_runs_through_the_learner_too():
         detector_spec="drift.ADWIN()",
     )
     assert predictions == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [CLASSIFIER, "forest.ARFClassifier(n_models=3, seed=3)", "anomaly.HalfSpaceTrees(seed=42)"],
+)
+def test_new_keys_get_independent_models_that_act_as_fresh_clones(spec):
+    """A new key's parts are unpickled from the prototypes: as River's clone() but faster."""
+    learner = OnlineLearner(model_spec=spec, drift_spec="drift.ADWIN()")
+    first, second = learner.new_state(), learner.new_state()
+    assert first.model is not second.model
+    clone = learner.prototype.clone()
+    rng = random.Random(4)
+    for _ in range(300):
+        x = {"x1": rng.random(), "x2": rng.random()}
+        if learner.kind == "anomaly":
+            assert first.model.score_one(x) == clone.score_one(x)
+            first.model.learn_one(x)
+            clone.learn_one(x)
+        else:
+            assert first.model.predict_one(x) == clone.predict_one(x)
+            first.model.learn_one(x, x["x1"] > x["x2"])
+            clone.learn_one(x, x["x1"] > x["x2"])
+    x = {"x1": 0.3, "x2": 0.9}  # the other key learned nothing
+    if learner.kind == "anomaly":
+        assert second.model.score_one(x) == learner.prototype.clone().score_one(x)
+    else:
+        assert second.model.predict_one(x) == learner.prototype.clone().predict_one(x)
+
+
+def test_new_keys_get_their_own_detector_and_metric():
+    learner = OnlineLearner(model_spec=CLASSIFIER, drift_spec="drift.ADWIN()")
+    first, second = learner.new_state(), learner.new_state()
+    detections = 0
+    for i in range(2000):
+        first.detector.update(float(i > 1000))
+        detections += first.detector.drift_detected
+        first.metric.update(True, i % 2 == 0)
+    assert detections > 0 and first.detector.width > 0
+    assert second.detector.width == learner.detector_prototype.width == 0
+    assert first.metric.get() == 0.5
+    assert second.metric.get() == learner.metric_prototype.get() == 0.0
