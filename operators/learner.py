@@ -21,16 +21,15 @@ stored state (the Flink adapter always does).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import pickle
 from typing import Any
 
 from operators.records import Record, Rejected
 from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from state.envelope import KeyState
 from state.spec import (
+    builder,
     default_metric,
     is_binary_detector,
     model_kind,
@@ -87,46 +86,27 @@ class OnlineLearner:
         if metric_spec is None:
             metric_spec = default_metric(self.kind)
         self.metric_spec = metric_spec or ""
-        # Validated against the model; never updated itself: each key gets a deep copy
-        # (River's utils.Rolling.clone() would drop the window).
+        # Validated against the model; never updated itself: each key gets its own, built
+        # from the spec (River's utils.Rolling.clone() would drop the window).
         self.metric_prototype = parse_metric(metric_spec, self.prototype) if metric_spec else None
-        # A new key's model, detector and metric are unpickled from these untrained
-        # prototypes: the same objects as River's clone() makes (nothing here has learned),
-        # in a tenth of the time (the default model: 0.02 ms against 0.2 ms), which is most
-        # of what a new key costs. Models built with seed=None thus start every key from
-        # the same random draw, as a restored run does.
-        try:
-            self._fresh = pickle.dumps(
-                (self.prototype, self.detector_prototype, self.metric_prototype),
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-            self._fresh_model = pickle.dumps(self.prototype, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - not picklable: clone (Flink state will say more)
-            self._fresh = self._fresh_model = None
+        # A new key's model, detector and metric are built from the specs, as River's
+        # clone() of the prototypes would, without its signature inspection: five times
+        # faster, which is most of what a new key costs. (Unpickling a copy is faster
+        # still, but objects that did not go through __init__ keep their attributes in a
+        # plain dict, where Python reads them more slowly: learning ran 7-12% slower.)
+        self._new_model = builder(model_spec, "model")
+        self._new_detector = None if detector is None else builder(drift_spec, "drift detector")
+        self._new_metric = builder(self.metric_spec, "metric") if metric_spec else lambda: None
 
     def new_state(self) -> KeyState:
-        if self._fresh is not None:
-            model, detector, metric = pickle.loads(self._fresh)
-        else:
-            model, detector, metric = self._new_model(), None, self._new_metric()
-            if self.detector_prototype is not None:
-                detector = self.detector_prototype.clone()
         return KeyState(
-            model=model,
-            detector=detector,
+            model=self._new_model(),
+            detector=None if self._new_detector is None else self._new_detector(),
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,
-            metric=metric,
+            metric=self._new_metric(),
             metric_spec=self.metric_spec,
         )
-
-    def _new_model(self):
-        if self._fresh_model is not None:
-            return pickle.loads(self._fresh_model)
-        return self.prototype.clone()
-
-    def _new_metric(self):
-        return None if self.metric_prototype is None else copy.deepcopy(self.metric_prototype)
 
     def refuse(self, state: KeyState | None, record: Record) -> Rejected | None:
         """Why ``record`` cannot be applied to this key at all (nothing changes), or None."""

@@ -451,7 +451,7 @@ def test_the_hoeffding_tree_runs_through_the_learner_too():
     [CLASSIFIER, "forest.ARFClassifier(n_models=3, seed=3)", "anomaly.HalfSpaceTrees(seed=42)"],
 )
 def test_new_keys_get_independent_models_that_act_as_fresh_clones(spec):
-    """A new key's parts are unpickled from the prototypes: as River's clone() but faster."""
+    """A new key's parts are built from the specs: as River's clone() builds them, faster."""
     learner = OnlineLearner(model_spec=spec, drift_spec="drift.ADWIN()")
     first, second = learner.new_state(), learner.new_state()
     assert first.model is not second.model
