@@ -42,6 +42,13 @@ __all__ = [
 #: go to stdout, where ``--output -`` writes the job's JSON lines.
 _QUIET = ("-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 
+#: Runs load riverflink's agent (:func:`use_loopback_agent`), the warm-up's run too. Java
+#: writes an archive while an agent runs only if allowed, and then reads it only in JVMs
+#: that allow it as well. The agent changes one class after start and transforms none as
+#: they load, and a redefined class is left out of the archive: the archive is the one
+#: the run would write without the agent.
+_WITH_AGENT = ("-XX:+UnlockDiagnosticVMOptions", "-XX:+AllowArchivingWithJavaAgent")
+
 
 def archive_path() -> Path:
     from pyflink.version import __version__ as pyflink_version
@@ -59,7 +66,7 @@ def use_archive() -> bool:
     if any(arg.startswith("-XX:ArchiveClassesAtExit") for arg in args):
         return False  # this JVM writes the archive (warm-up)
     if flag not in args:
-        os.environ["JVM_ARGS"] = " ".join([*args, flag, *_QUIET])
+        os.environ["JVM_ARGS"] = " ".join([*args, flag, *_WITH_AGENT, *_QUIET])
     return True
 
 
@@ -152,7 +159,8 @@ def build_archive(timeout: float = 600) -> tuple[Path, float]:
         work = Path(work)
         _sample(work / "in.jsonl")
         partial = path.with_name(f".{path.name}.{os.getpid()}")
-        env = dict(os.environ, JVM_ARGS=f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off")
+        flags = " ".join([*_WITH_AGENT, f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds=off"])
+        env = dict(os.environ, JVM_ARGS=flags)
         env.pop("PYFLINK_GATEWAY_PORT", None)
         command = [
             sys.executable,

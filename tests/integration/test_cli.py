@@ -121,3 +121,22 @@ def test_a_run_copies_no_rpc_system_to_the_temporary_directory(tmp_path):
     assert seen == set()
     jar = router_jar()
     assert jar.with_name(jar.stem + "-rpc.jar").is_file()
+
+
+def test_a_run_maps_flinks_classes_from_the_warm_up_archive(tmp_path):
+    """`make setup` runs `riverflink warm-up`, which writes the class archive with
+    riverflink's agent loaded; runs, which load the agent too, must still read it (Java
+    drops an archive silently when its flags do not match the run's)."""
+    from jobs.jvm_archive import archive_path
+
+    assert archive_path().is_file(), "no class archive: run `riverflink warm-up`"
+    source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(50))
+    log = tmp_path / "classes.log"
+    result = run_cli(
+        "--source", str(source), "--output", str(tmp_path / "out"),
+        env={"JVM_ARGS": f"-Xlog:class+load:file={log}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = log.read_text().splitlines()
+    from_archive = [line for line in loaded if "source: shared objects file (top)" in line]
+    assert len(from_archive) > len(loaded) // 2, (len(from_archive), len(loaded))

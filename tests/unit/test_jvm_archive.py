@@ -31,6 +31,7 @@ def test_archive_flags_added_once_after_the_users_own(archive, monkeypatch):
     assert args[0] == "-Xmx2g"
     assert args.count(f"-XX:SharedArchiveFile={archive}") == 1
     assert "-Xlog:cds=off" in args  # its messages would land on stdout, among JSON lines
+    assert "-XX:+AllowArchivingWithJavaAgent" in args  # written with the agent, read with it
 
 
 def test_the_warm_up_jvm_writes_the_archive_and_does_not_read_one(archive, monkeypatch):
