@@ -276,7 +276,7 @@ def model_kind(model: Any) -> str:
 
 
 def parse_model(text: str) -> base.Estimator:
-    """Return the prototype estimator described by ``text``; each key gets ``.clone()`` of it.
+    """Return the prototype estimator described by ``text``; keys get theirs from :func:`builder`.
 
     >>> model = parse_model("preprocessing.StandardScaler | linear_model.LogisticRegression()")
     >>> list(model.steps), model_kind(model)
