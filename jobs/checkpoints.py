@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["execution_mode_of", "holds_sql_windows", "latest_checkpoint"]
+__all__ = [
+    "execution_mode_of",
+    "holds_operator",
+    "holds_sql_windows",
+    "latest_checkpoint",
+    "operator_id",
+]
 
 
 def latest_checkpoint(checkpoint_dir: str) -> Path | None:
@@ -77,3 +83,65 @@ def holds_sql_windows(checkpoint: str) -> bool:
     if not root.is_dir():
         return False
     return any(_SQL_WINDOW_STATE in chunk for chunk in _state_names_in(root))
+
+
+_MASK = (1 << 64) - 1
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _MASK
+
+
+def _fmix(k: int) -> int:
+    k = ((k ^ (k >> 33)) * 0xFF51AFD7ED558CCD) & _MASK
+    k = ((k ^ (k >> 33)) * 0xC4CEB9FE1A85EC53) & _MASK
+    return k ^ (k >> 33)
+
+
+def operator_id(uid: str) -> bytes:
+    """The id under which a checkpoint keeps the state of the operator with this uid.
+
+    Flink derives it from the uid alone: MurmurHash3 (x64, 128 bits, seed 0) of its UTF-8
+    bytes, as Guava computes it (``StreamGraphHasherV2``). Checkpoint metadata stores
+    the 16 bytes as they come.
+
+    >>> operator_id("riverflink-source").hex()
+    '4fbde0a818949646c66e66bb389a2402'
+    """
+    data = uid.encode()
+    c1, c2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+    h1 = h2 = 0
+    whole = len(data) // 16 * 16
+    for at in range(0, whole, 16):
+        k1 = int.from_bytes(data[at : at + 8], "little")
+        k2 = int.from_bytes(data[at + 8 : at + 16], "little")
+        h1 ^= (_rotl((k1 * c1) & _MASK, 31) * c2) & _MASK
+        h1 = ((_rotl(h1, 27) + h2) * 5 + 0x52DCE729) & _MASK
+        h2 ^= (_rotl((k2 * c2) & _MASK, 33) * c1) & _MASK
+        h2 = ((_rotl(h2, 31) + h1) * 5 + 0x38495AB5) & _MASK
+    tail = data[whole:]
+    if len(tail) > 8:
+        h2 ^= (_rotl((int.from_bytes(tail[8:], "little") * c2) & _MASK, 33) * c1) & _MASK
+    if tail:
+        h1 ^= (_rotl((int.from_bytes(tail[:8], "little") * c1) & _MASK, 31) * c2) & _MASK
+    h1 ^= len(data)
+    h2 ^= len(data)
+    h1 = (h1 + h2) & _MASK
+    h2 = (h2 + h1) & _MASK
+    h1, h2 = _fmix(h1), _fmix(h2)
+    h1 = (h1 + h2) & _MASK
+    h2 = (h2 + h1) & _MASK
+    return h1.to_bytes(8, "little") + h2.to_bytes(8, "little")
+
+
+def holds_operator(checkpoint: str, uid: str) -> bool | None:
+    """Whether the checkpoint or savepoint holds state of the operator with this uid.
+
+    None when its ``_metadata`` cannot be read here (a remote file system, say).
+    """
+    root = Path(checkpoint)
+    metadata = root if root.is_file() else root / "_metadata"
+    try:
+        return operator_id(uid) in metadata.read_bytes()
+    except OSError:
+        return None

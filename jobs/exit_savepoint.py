@@ -22,6 +22,7 @@ from pathlib import Path
 from operators.records import is_blank
 
 __all__ = [
+    "flink_uri",
     "input_files",
     "read_input",
     "UnreadableInput",
@@ -138,15 +139,30 @@ def stop_with_savepoint(job_client, directory: str) -> str:
 
     gateway = get_gateway()
     canonical = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    uri = Path(directory).resolve().as_uri()
+    uri = flink_uri(directory)
     path = str(job_client._j_job_client.stopWithSavepoint(False, uri, canonical).get())
     return local_path(path)
 
 
 def local_path(path: str) -> str:
-    """``file:/a/b`` or ``file:///a/b`` (as Flink reports paths) -> ``/a/b``."""
-    if path.startswith("file:"):
-        from urllib.parse import unquote, urlparse
+    """``file:/a/b`` or ``file:///a/b`` (as Flink reports paths) -> ``/a/b``.
 
-        return unquote(urlparse(path).path)
-    return path
+    Flink writes a path into its URIs as it is, spaces and all (``file:/my data/x``), and
+    reads it back the same way: nothing in them is percent-encoded, so nothing is decoded.
+    """
+    if not path.startswith("file:"):
+        return path
+    rest = path[len("file:") :]
+    if rest.startswith("//"):  # file://authority/path; the authority of a local file is empty
+        slash = rest.find("/", 2)
+        rest = rest[slash:] if slash != -1 else "/"
+    return rest
+
+
+def flink_uri(path: str | Path) -> str:
+    """A local path as the ``file://`` URI Flink expects: absolute, and not percent-encoded.
+
+    Flink takes ``%20`` in a URI literally (a directory named ``my%20data``), so
+    ``Path.as_uri()`` would send checkpoints and savepoints elsewhere than asked.
+    """
+    return "file://" + str(Path(path).resolve())

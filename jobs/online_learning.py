@@ -32,7 +32,9 @@ UIDS = {
 
 
 def _uri(path: str) -> str:
-    return Path(path).resolve().as_uri()
+    from jobs.exit_savepoint import flink_uri
+
+    return flink_uri(path)
 
 
 def flink_configuration(settings: JobSettings):
@@ -96,7 +98,7 @@ def flink_configuration(settings: JobSettings):
     if restore:
         _check_execution_mode(restore, conf.get_string("python.execution-mode", "process"))
         conf.set_string("execution.state-recovery.path", _uri(restore))
-        # The source's position is dropped when the input changed (see _source_uid).
+        # The source's read position is dropped when the input changed (_source_uid).
         conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     return conf
 
@@ -127,18 +129,53 @@ def _check_execution_mode(restore: str, mode: str) -> None:
         )
 
 
-def _source_uid(settings: JobSettings) -> str:
-    """The source's uid decides whether a restore resumes its read position.
+def _source_uid(settings: JobSettings, restore: str | None) -> str:
+    """The file source's uid decides what a restore resumes of its reading.
 
-    Same input, same uid: a restore after a crash continues where the checkpoint
-    stood. A --savepoint-on-exit run has read everything, so its source gets a uid
-    no later run claims, and the next run reads its (new) input from the start.
+    The uid names the input (its resolved path) and how it is read (once, or followed),
+    so a restore resumes the read position of that same input read the same way, and
+    reads any other input from its start; the models carry on either way. A
+    --savepoint-on-exit run has read everything, so its source gets a uid no later run
+    claims. A checkpoint of the same input read the other way is refused: Flink would
+    resume a followed directory's reading as a one-time read of the files it had listed
+    (nothing that arrived since), or a one-time read as following from scratch (what was
+    read, learned twice).
     """
+    from jobs.checkpoints import holds_operator
+
     if settings.savepoint_on_exit:
         import uuid
 
         return f"{UIDS['source']}-exit-{uuid.uuid4().hex[:12]}"
-    return UIDS["source"]
+    uid = _file_source_uid(settings.source, settings.follow)
+    if restore is None or holds_operator(restore, uid) is not False:
+        return uid  # nothing to resume, or this input's position (or unknown: a remote path)
+    if holds_operator(restore, _file_source_uid(settings.source, not settings.follow)):
+        if settings.follow:
+            raise SettingsError(
+                f"--restore {restore}: that run read {settings.source} once (without "
+                "--follow); following it now would read its files again from the start and "
+                "the models would learn them twice. Restore without --follow to finish that "
+                "read (then follow from a --savepoint-on-exit savepoint), or follow another "
+                "directory."
+            )
+        raise SettingsError(
+            f"--restore {restore}: that run followed {settings.source} (--follow); read "
+            "once, the restored source would take only the files it had listed then, and "
+            "none that arrived since. Restore with --follow to carry on where it stood, or "
+            "read another file or directory once."
+        )
+    if holds_operator(restore, UIDS["source"]):
+        return UIDS["source"]  # an earlier riverflink's uid, which named no input: as then
+    return uid
+
+
+def _file_source_uid(source: str, follow: bool) -> str:
+    import hashlib
+
+    path = str(Path(source).resolve()).encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(path).hexdigest()[:16]
+    return f"{UIDS['source']}-{'follow' if follow else 'files'}-{digest}"
 
 
 def _file_sink(path: Path):
@@ -227,7 +264,7 @@ def _source(env, settings: JobSettings):
         builder = FileSource.for_record_stream_format(fmt, str(Path(settings.source).resolve()))
         builder = builder.process_static_file_set()
     return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "files").uid(
-        _source_uid(settings)
+        _source_uid(settings, _restore_path(env, settings))
     )
 
 

@@ -16,6 +16,7 @@ from tests.integration.conftest import (
     drifting_stream,
     jsonable,
     read_lines,
+    run_cli,
     write_jsonl,
 )
 from tests.integration.test_parity import default_model
@@ -74,7 +75,31 @@ def test_follow_directory_commits_each_new_file(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    later = [dict(r, id=10_000 + r["id"]) for r in drifting_stream(400, seed=22)]
     expected, _ = reference_predictions(
-        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
+        records + later, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
     )
-    assert by_key(rows) == by_key(jsonable(expected))
+    assert by_key(rows) == by_key(jsonable(expected[: len(records)]))
+
+    # Its checkpoint, restored on another input read once: the models carry on, and the
+    # new file is read from its start (the followed directory's position is not its own).
+    checkpoints = str(out / "_checkpoints")
+    restored = run_cli(
+        *("--source", str(write_jsonl(tmp_path / "later.jsonl", later))),
+        *("--output", str(tmp_path / "out-later"), "--parallelism", "2"),
+        *("--restore", "latest", "--checkpoint-dir", checkpoints),
+    )
+    assert restored.returncode == 0, restored.stderr
+    rows = read_lines(tmp_path / "out-later" / "predictions")
+    assert by_key(rows) == by_key(jsonable(expected[len(records) :]))
+
+    # The same directory read once would resume only the files listed when it was followed:
+    # refused before Flink starts.
+    write_jsonl(watched / "three.jsonl", later)
+    refused = run_cli(
+        *("--source", str(watched), "--output", str(tmp_path / "out-refused")),
+        *("--restore", "latest", "--checkpoint-dir", checkpoints),
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert f"that run followed {watched} (--follow)" in refused.stderr
+    assert "Restore with --follow" in refused.stderr

@@ -39,11 +39,13 @@ def first_run(tmp_path_factory):
         "--parallelism",
         "2",
         "--savepoint-on-exit",
-        str(tmp / "savepoints"),
+        str(tmp / "night savepoints é"),  # Flink takes paths in its URIs literally
     )
     assert result.returncode == 0, result.stderr
     savepoint = result.stdout.strip().splitlines()[-1]
-    assert Path(savepoint.removeprefix("file:")).exists(), savepoint
+    assert Path(savepoint).parent == tmp / "night savepoints é", savepoint
+    assert (Path(savepoint) / "_metadata").exists(), savepoint
+    assert [p.name for p in tmp.iterdir() if "%" in p.name] == []
     return {
         "tmp": tmp,
         "day1": day1,

@@ -9,11 +9,12 @@ import zlib
 
 import pytest
 
-from jobs.checkpoints import execution_mode_of, holds_sql_windows
+from jobs.checkpoints import execution_mode_of, holds_operator, holds_sql_windows, operator_id
 from jobs.exit_savepoint import (
     CommitCounter,
     UnreadableInput,
     count_records,
+    flink_uri,
     input_files,
     local_path,
 )
@@ -115,8 +116,93 @@ def test_commit_counter_ignores_files_that_were_there_before(tmp_path):
 
 def test_local_path_from_flink_uri():
     assert local_path("file:/tmp/sp/savepoint-1") == "/tmp/sp/savepoint-1"
-    assert local_path("file:///tmp/a%20b") == "/tmp/a b"
+    assert local_path("file:///tmp/my data é/savepoint-1") == "/tmp/my data é/savepoint-1"
+    # Flink takes URIs literally: %20 is three characters of a name, # and ? are too.
+    assert local_path("file:///tmp/a%20b#c?d") == "/tmp/a%20b#c?d"
     assert local_path("/plain") == "/plain"
+
+
+def test_flink_uris_keep_names_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = flink_uri("my savepoints é")
+    assert uri == f"file://{tmp_path}/my savepoints é"
+    assert local_path(uri) == str(tmp_path / "my savepoints é")
+
+
+def test_operator_ids_are_flinks():
+    # Flink's ids of these uids, from Guava's murmur3_128 as Flink's StreamGraphHasherV2 uses
+    # it: every length of tail, a whole block, and UTF-8.
+    assert operator_id("riverflink-source").hex() == "4fbde0a818949646c66e66bb389a2402"
+    assert operator_id("").hex() == "0" * 32
+    assert operator_id("abc").hex() == "6778ad3f3f3f96b4522dca264174a23b"
+    assert operator_id("0123456789abcdef").hex() == "a7d14acf946de04bda08a7635c5bc387"
+    assert operator_id("0123456789abcdefg").hex() == "def945aa2d61328eee72c306c2f40008"
+    assert operator_id("a much longer uid string with é ü").hex() == (
+        "19c0ec4a63dd3657df40100e03b05044"
+    )
+
+
+def test_holds_operator_reads_the_metadata(tmp_path):
+    chk = write_checkpoint(tmp_path, b"head" + operator_id("riverflink-source") + b"tail")
+    assert holds_operator(str(chk), "riverflink-source") is True
+    assert holds_operator(str(chk / "_metadata"), "riverflink-source") is True
+    assert holds_operator(str(chk), "riverflink-learn-per-key") is False
+    assert holds_operator(str(tmp_path / "gone"), "riverflink-source") is None
+
+
+def _settings(tmp_path, source, **options):
+    from jobs.settings import JobSettings
+
+    return JobSettings(source=str(source), output=str(tmp_path / "out"), **options)
+
+
+def test_a_restore_resumes_the_read_position_of_the_same_input_only(tmp_path):
+    from jobs.online_learning import _file_source_uid, _source_uid
+
+    watched = tmp_path / "in"
+    watched.mkdir()
+    other = tmp_path / "other.jsonl"
+    other.write_text("{}\n")
+    followed = _file_source_uid(str(watched), True)
+    chk = write_checkpoint(tmp_path, operator_id(followed))
+    settings = _settings(tmp_path, watched, follow=True)
+    assert _source_uid(settings, None) == followed
+    assert _source_uid(settings, str(chk)) == followed  # the same input: resumed
+    assert _source_uid(_settings(tmp_path, other), str(chk)) == _file_source_uid(
+        str(other), False
+    )  # another input: a uid of its own, read from the start
+    assert _file_source_uid(str(other), False) != _file_source_uid(str(watched), False)
+
+
+@pytest.mark.parametrize("was_followed", [True, False])
+def test_a_restore_of_the_same_input_read_the_other_way_is_refused(tmp_path, was_followed):
+    from jobs.online_learning import _file_source_uid, _source_uid
+    from jobs.settings import SettingsError
+
+    watched = tmp_path / "in"
+    watched.mkdir()
+    chk = write_checkpoint(tmp_path, operator_id(_file_source_uid(str(watched), was_followed)))
+    with pytest.raises(SettingsError, match="learn them twice|none that arrived since"):
+        _source_uid(_settings(tmp_path, watched, follow=not was_followed), str(chk))
+
+
+def test_a_checkpoint_of_an_earlier_riverflink_resumes_its_source_as_then(tmp_path):
+    from jobs.online_learning import _source_uid
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("{}\n")
+    chk = write_checkpoint(tmp_path, operator_id("riverflink-source"))
+    assert _source_uid(_settings(tmp_path, data), str(chk)) == "riverflink-source"
+
+
+def test_an_exit_savepoint_run_reads_its_input_whole(tmp_path):
+    from jobs.online_learning import _source_uid
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("{}\n")
+    settings = _settings(tmp_path, data, savepoint_on_exit=str(tmp_path / "sp"))
+    first, second = _source_uid(settings, None), _source_uid(settings, None)
+    assert first != second and first.startswith("riverflink-source-exit-")
 
 
 def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
