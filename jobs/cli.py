@@ -190,7 +190,9 @@ def _run(args: argparse.Namespace) -> int:
     if interrupted:
         return 130
     if settings.output != "-":
-        print(f"riverflink: done; output in {Path(settings.output).resolve()}", file=sys.stderr)
+        output = Path(settings.output).resolve()
+        output.mkdir(parents=True, exist_ok=True)  # an input without lines wrote nothing
+        print(f"riverflink: done; output in {output}", file=sys.stderr)
     if savepoint:
         print(f"riverflink: models saved; resume with --restore {savepoint}", file=sys.stderr)
         print(savepoint)  # last line on stdout: the savepoint path, for scripts

@@ -120,16 +120,22 @@ class CommitCounter:
 
 
 def wait_for_output(job_client, counter: CommitCounter, total: int, poll: float = 0.5) -> None:
-    """Block until ``total`` lines are committed; raise if the job stops first."""
+    """Block until ``total`` lines are committed; raise if the job stops first.
+
+    The job's result is asked for at once: once a job has failed, its local cluster is
+    gone, and with it any other way to learn why.
+    """
+    result = job_client.get_job_execution_result()
     while counter.count() < total:
-        status = str(job_client.get_job_status().result())
-        if status in ("FAILED", "CANCELED", "FINISHED"):
-            job_client.get_job_execution_result().result()  # raises the failure
-            raise RuntimeError(f"the job ended ({status}) before all input was processed")
+        if result.done():
+            result.result()  # raises the job's failure
+            raise RuntimeError("the job ended before all input was processed")
         time.sleep(poll)
 
 
-def stop_with_savepoint(job_client, directory: str) -> str:
+def stop_with_savepoint(
+    job_client, directory: str, *, timeout: float = 120.0, poll: float = 0.5
+) -> str:
     """Stop the job with a savepoint in ``directory``; returns the savepoint path.
 
     PyFlink 2.3's ``JobClient.stop_with_savepoint`` fails on a Py4J signature error, so
@@ -140,8 +146,27 @@ def stop_with_savepoint(job_client, directory: str) -> str:
     gateway = get_gateway()
     canonical = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
     uri = flink_uri(directory)
-    path = str(job_client._j_job_client.stopWithSavepoint(False, uri, canonical).get())
-    return local_path(path)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            path = str(job_client._j_job_client.stopWithSavepoint(False, uri, canonical).get())
+            return local_path(path)
+        except Exception as failure:  # noqa: BLE001 - Py4J wraps Flink's exceptions
+            # An empty input has nothing to wait for: the savepoint may be asked for before
+            # every task runs (the Python worker is still starting). Flink refuses it then,
+            # and the job runs on: ask again.
+            if time.monotonic() > deadline or not any(
+                reason in str(failure) for reason in _NOT_RUNNING_YET
+            ):
+                raise
+            time.sleep(poll)
+
+
+#: How Flink refuses a savepoint while some task of the job has not started yet.
+_NOT_RUNNING_YET = (
+    "is not being executed at the moment",
+    "Not all required tasks are currently running",
+)
 
 
 def local_path(path: str) -> str:

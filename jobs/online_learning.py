@@ -807,9 +807,12 @@ def _run_to_savepoint(submit, settings: JobSettings) -> str:
         exit_savepoint.wait_for_output(job_client, counter, total)
         return exit_savepoint.stop_with_savepoint(job_client, settings.savepoint_on_exit)
     except BaseException:
-        status = str(job_client.get_job_status().result())
-        if status not in ("FAILED", "CANCELED", "FINISHED"):
-            wait_for(job_client.cancel(), timeout=CANCEL_TIMEOUT)
+        try:  # the job may have failed, and its cluster gone with it: then nothing to cancel
+            status = str(job_client.get_job_status().result())
+            if status not in ("FAILED", "CANCELED", "FINISHED"):
+                wait_for(job_client.cancel(), timeout=CANCEL_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
         raise
 
 

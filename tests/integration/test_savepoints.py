@@ -113,7 +113,8 @@ def test_restore_in_another_execution_mode_is_refused(first_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_restore_with_another_model_spec_fails_loudly(first_run, tmp_path):
+@pytest.mark.parametrize("to_savepoint", [False, True])
+def test_restore_with_another_model_spec_fails_loudly(first_run, tmp_path, to_savepoint):
     source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"][:50])
     result = run_cli(
         "--source",
@@ -124,6 +125,34 @@ def test_restore_with_another_model_spec_fails_loudly(first_run, tmp_path):
         "tree.HoeffdingTreeClassifier()",
         "--restore",
         first_run["savepoint"],
+        *(["--savepoint-on-exit", str(tmp_path / "sp")] if to_savepoint else []),
     )
     assert result.returncode == 1
-    assert "was learned with model spec" in result.stderr
+    assert "was learned with model spec" in result.stderr  # the cause, whatever the exit
+
+
+def test_an_empty_day_carries_the_models_over(first_run, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")  # blank lines only: nothing to wait for before the savepoint
+    result = run_cli(
+        *("--source", str(empty), "--output", str(tmp_path / "out-empty")),
+        *("--restore", first_run["savepoint"], "--savepoint-on-exit", str(tmp_path / "sp")),
+    )
+    assert result.returncode == 0, result.stderr
+    savepoint = result.stdout.strip().splitlines()[-1]
+    assert (tmp_path / "out-empty").is_dir()  # the summary names it: it exists, empty
+
+    source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"])
+    result = run_cli(
+        *("--source", str(source), "--output", str(tmp_path / "out"), "--parallelism", "2"),
+        *("--restore", savepoint),
+    )
+    assert result.returncode == 0, result.stderr
+    predictions, _ = reference_predictions(
+        first_run["day1"] + first_run["day2"],
+        default_model,
+        make_detector=drift.ADWIN,
+        detector_spec="drift.ADWIN()",
+    )
+    second = read_output(tmp_path / "out")["predictions"]
+    assert by_key(second) == by_key(jsonable(predictions[len(first_run["day1"]) :]))
