@@ -207,6 +207,7 @@ class OutputReader:
         labeled: list = []  # (KeyCurve, [(n, y_true, y_pred)], [(n, score)] if classified)
         waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
         numbers_only = True  # every label a number: a regressor's
+        scored = False  # some labeled prediction a float: a regressor's, or a score
 
         def curve(key, slot=None) -> KeyCurve:
             slot = json.dumps(key) if slot is None else slot
@@ -225,6 +226,7 @@ class OutputReader:
                     labeled.append((key_curve, pairs, scores))
             waiting.update(part.waiting)
             numbers_only = numbers_only and part.numbers_only
+            scored = scored or part.scored
         late = []  # (KeyCurve, n, y_pred, y_true) of delayed labels
         for rows in self._held("outcomes"):
             for row in rows:
@@ -236,6 +238,7 @@ class OutputReader:
                 if n is not None:
                     late.append((key_curve, n, row["y_pred"], row["y_true"]))
                     numbers_only = numbers_only and _is_number(row["y_true"])
+                    scored = scored or row["y_pred"].__class__ is float
         for rows in self._held("alerts"):
             for row in rows:
                 counts["alerts"] += 1
@@ -246,10 +249,13 @@ class OutputReader:
                 counts["rejected"] += 1
                 rejected[reason_group(row.get("error", ""))] += 1
 
+        # Classifiers predict labels (booleans, strings, integers: 0 and 1 are labels too),
+        # regressors numbers in floating point; a float against labels that are not numbers
+        # is no prediction of them (an anomaly score), and has no accuracy.
         if not labeled and not late:
             task = "unsupervised"
-        elif numbers_only:
-            task = "regression"
+        elif scored:
+            task = "regression" if numbers_only else "unsupervised"
         else:
             task = "classification"
         for key_curve, pairs, scores in labeled:
@@ -284,12 +290,14 @@ class _Predictions:
     keys: dict
     waiting: dict  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
     numbers_only: bool  # every label a number
+    scored: bool  # some labeled prediction a float
 
 
 def _read_predictions(rows) -> _Predictions:
     keys: dict = {}
     waiting: dict = {}
     numbers_only = True
+    scored = False
     lines = 0
     # Tight loop, locals only: the end-of-run summary of a big run reads every line.
     for row in rows:
@@ -308,9 +316,11 @@ def _read_predictions(rows) -> _Predictions:
             entry[4].append((n, 1.0 if y_pred == y_true else 0.0))
             if numbers_only and not _is_number(y_true):
                 numbers_only = False
+            if y_pred.__class__ is float:
+                scored = True
         elif row["id"] is not None:
             waiting[entry[1], json.dumps(row["id"])] = (n, row["y_pred"])
-    return _Predictions(lines, keys, waiting, numbers_only)
+    return _Predictions(lines, keys, waiting, numbers_only, scored)
 
 
 def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
@@ -322,8 +332,8 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
         f"{c['rejected']:,} rejected; {len(summary.keys):,} keys",
     ]
     name = summary.metric_name
-    if name:
-        overall = summary.overall()
+    overall = summary.overall() if name else None
+    if overall is not None:
         lines.append(f"{name} over all labeled predictions (prequential): {overall:.4f}")
     header = f"{'key':<24} {'records':>9} {'labeled':>9} {name or 'metric':>9} {'alerts':>7}"
     lines += ["", header, "-" * len(header)]
@@ -417,12 +427,15 @@ def _accuracies(summary: OutputSummary) -> dict | None:
     return values
 
 
-def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None, reader=None) -> str:
+def run_summary(
+    directory, *, metric=None, metric_name: str = "", elapsed=None, reader=None, scored=True
+) -> str:
     """The end-of-run lines of ``riverflink run``: totals, and the best and worst keys.
 
     ``metric`` is the run's River metric (``--metric``, named ``metric_name``), else the
     report's accuracy/MAE. ``reader``: an :class:`OutputReader` of ``directory`` that has
-    read part of it already.
+    read part of it already. ``scored``: False for a model that predicts no label (an
+    anomaly detector's score, a clusterer's cluster): no metric then.
     """
     from jobs.progress import format_elapsed
 
@@ -443,7 +456,7 @@ def run_summary(directory, *, metric=None, metric_name: str = "", elapsed=None, 
         values = {slot: k.metric() for slot, k in summary.keys.items() if k.scores}
         name, better = summary.metric_name, summary.higher_is_better
     values = {slot: v for slot, v in values.items() if v is not None and not math.isnan(v)}
-    if values:
+    if values and scored:
         ranked = sorted(values, key=lambda slot: (-values[slot] if better else values[slot], slot))
         best, worst = ranked[0], ranked[-1]
         lines.append(
@@ -483,4 +496,9 @@ def job_summary(
         metric_name=learner.metric_spec,
         elapsed=elapsed,
         reader=reader,
+        scored=learner.metric_prototype is not None or learner.kind in SCORED_KINDS,
     )
+
+
+#: The models whose predictions are scored against labels without a --metric.
+SCORED_KINDS = ("classifier", "regressor")

@@ -161,6 +161,41 @@ def test_report_command(classified, tmp_path, capsys):
     assert (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("y_pred", "y_true", "task"),
+    [
+        ([True, False, True], [1, 0, 0], "classification"),  # a binary classifier on 0/1
+        ([2, 0, 1], [2, 1, 1], "classification"),  # a multi-class one on integers
+        ([0.5, 1.0, 2.5], [1, 1, 2], "regression"),  # a regressor on whole numbers
+        ([0.1, 0.9, 0.4], [True, False, True], "unsupervised"),  # anomaly scores
+    ],
+)
+def test_the_task_follows_what_the_predictions_are(tmp_path, y_pred, y_true, task):
+    out = tmp_path / "out"
+    rows = [
+        {"key": "k", "id": i, "y_pred": p, "y_true": t, "n": i}
+        for i, (p, t) in enumerate(zip(y_pred, y_true))
+    ]
+    _write(out, "predictions", rows)
+    summary = read_output_dir(out)
+    assert summary.task == task
+    table = summary_table(summary)  # every task has a table
+    if task == "classification":
+        right = sum(p == t for p, t in zip(y_pred, y_true)) / 3
+        assert f"accuracy over all labeled predictions (prequential): {right:.4f}" in table
+    elif task == "unsupervised":
+        assert "over all labeled predictions" not in table
+
+
+def test_a_run_summary_scores_no_model_that_predicts_no_label(tmp_path):
+    from jobs.outputs import run_summary
+
+    out = tmp_path / "out"
+    _write(out, "predictions", [{"key": "k", "id": 1, "y_pred": 1, "y_true": 1, "n": 0}])
+    assert "accuracy per key" in run_summary(out)
+    assert "per key" not in run_summary(out, scored=False)  # a clusterer's cluster ids
+
+
 def test_report_on_something_else_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such output directory" in capsys.readouterr().err
