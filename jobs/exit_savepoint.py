@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import lzma
 import re
 import time
 import zlib
@@ -22,6 +21,7 @@ from pathlib import Path
 from operators.records import is_blank
 
 __all__ = [
+    "REFUSED_COMPRESSION",
     "flink_uri",
     "input_files",
     "read_input",
@@ -39,11 +39,16 @@ _DECOMPRESS = {
     ".gz": gzip.decompress,
     ".gzip": gzip.decompress,
     ".bz2": bz2.decompress,
-    ".xz": lzma.decompress,
     ".deflate": zlib.decompress,  # a zlib stream, as Java's InflaterInputStream reads it
 }
-#: Decompressed by Flink, but not by Python's standard library.
-_UNREADABLE = (".zst",)
+#: Compressed inputs a local or PyFlink-based run cannot read, and why: riverflink refuses
+#: them before the job starts (``JobSettings``), instead of losing their lines.
+REFUSED_COMPRESSION = {
+    ".xz": "Flink reads .xz with the XZ for Java library, which PyFlink does not ship "
+    "(the job would fail on it); decompress it first (xz -d), or compress it with gzip",
+    ".zst": "Flink's file source does not decompress .zst (its compressed bytes would be "
+    "read as lines, all rejected); decompress it first (zstd -d), or compress it with gzip",
+}
 
 
 class UnreadableInput(ValueError):
@@ -75,18 +80,15 @@ def read_input(path: Path) -> bytes:
     (b'{"key": 1}\\n', b'{"key": 2}\\n')
     """
     path = Path(path)
-    if path.suffix in _UNREADABLE:
-        raise UnreadableInput(
-            f"{path}: Flink decompresses {path.suffix} files, but riverflink cannot read "
-            "them to count their lines; decompress it first (or give it another name)"
-        )
+    if path.suffix in REFUSED_COMPRESSION:
+        raise UnreadableInput(f"{path}: {REFUSED_COMPRESSION[path.suffix]}")
     data = path.read_bytes()
     decompress = _DECOMPRESS.get(path.suffix)
     if decompress is None:
         return data
     try:
         return decompress(data)
-    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableInput(f"{path}: not a valid {path.suffix} file ({exc})") from exc
 
 

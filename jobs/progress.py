@@ -40,14 +40,14 @@ def count_lines(paths) -> int:
     """Non-blank lines in ``paths``, read in binary blocks (fast: about 1 GB/s).
 
     Compressed files count as Flink reads them, decompressed
-    (``jobs.exit_savepoint.read_input``; it raises ``UnreadableInput`` for what Python
-    cannot decompress).
+    (``jobs.exit_savepoint.read_input``; it raises ``UnreadableInput`` for what Flink
+    cannot read here).
     """
-    from jobs.exit_savepoint import _DECOMPRESS, _UNREADABLE, read_input
+    from jobs.exit_savepoint import _DECOMPRESS, REFUSED_COMPRESSION, read_input
 
     total = 0
     for path in paths:
-        if Path(path).suffix in (*_DECOMPRESS, *_UNREADABLE):
+        if Path(path).suffix in (*_DECOMPRESS, *REFUSED_COMPRESSION):
             total += sum(1 for line in read_input(path).split(b"\n") if line.strip())
             continue
         with open(path, "rb") as fh:

@@ -112,6 +112,13 @@ class JobSettings:
                 raise SettingsError(f"--source {self.source}: no such file or directory")
             if self.follow and not path.is_dir():
                 raise SettingsError(f"--follow needs a directory to watch; {self.source} is a file")
+            from jobs.exit_savepoint import REFUSED_COMPRESSION, input_files
+
+            for file in input_files(self.source):
+                if file.suffix in REFUSED_COMPRESSION:
+                    raise SettingsError(
+                        f"--source {self.source}: {file}: {REFUSED_COMPRESSION[file.suffix]}"
+                    )
         if not self.output:
             raise SettingsError("--output is required: a directory, or - for stdout")
         if self.output != "-" and Path(self.output).exists() and not Path(self.output).is_dir():

@@ -78,7 +78,6 @@ def test_count_records_splits_lines_like_java_and_skips_blank_ones(tmp_path):
         (".gz", gzip.compress),
         (".gzip", gzip.compress),
         (".bz2", bz2.compress),
-        (".xz", lzma.compress),
         (".deflate", zlib.compress),
     ],
 )
@@ -92,11 +91,25 @@ def test_compressed_inputs_count_as_flink_reads_them(tmp_path, suffix, pack):
     assert count_lines([path]) == 1500
 
 
-def test_inputs_python_cannot_read_are_refused_with_what_to_do(tmp_path):
-    zst = tmp_path / "in.jsonl.zst"
-    zst.write_bytes(b"\x28\xb5\x2f\xfd not really zstd")
+@pytest.mark.parametrize("suffix, pack", [(".xz", lzma.compress), (".zst", bytes)])
+def test_inputs_flink_cannot_read_here_are_refused_with_what_to_do(tmp_path, suffix, pack):
+    from jobs.settings import JobSettings, SettingsError
+
+    source = tmp_path / "in"
+    (source / "day1").mkdir(parents=True)
+    (source / "day1" / "a.jsonl").write_text('{"key": "k"}\n')
+    packed = source / "day1" / f"b.jsonl{suffix}"
+    packed.write_bytes(pack(b'{"key": "k"}\n'))
     with pytest.raises(UnreadableInput, match="decompress it first"):
-        count_records([zst])
+        count_records([packed])
+    for follow in (False, True):
+        with pytest.raises(SettingsError, match=f"{packed}: .*decompress it first"):
+            JobSettings(source=str(source), output=str(tmp_path / "out"), follow=follow)
+    packed.rename(source / "day1" / f"_b.jsonl{suffix}")  # skipped by the source: accepted
+    JobSettings(source=str(source), output=str(tmp_path / "out"))
+
+
+def test_broken_compressed_inputs_are_refused(tmp_path):
     broken = tmp_path / "in.jsonl.gz"
     broken.write_bytes(b"plain text, not gzip\n")
     with pytest.raises(UnreadableInput, match="not a valid .gz file"):
