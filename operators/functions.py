@@ -260,7 +260,10 @@ class LearnPerKey(KeyedProcessFunction):
                 self.state.put(key_id, key_state)
             return
         now = time.time()
-        out: dict = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}  # JSON lines
+        if self.tag_outputs:  # one stream, "kind" in each line: kept in the order of events
+            out = dict.fromkeys((Prediction, DriftAlert, Outcome, Rejected), [])
+        else:  # JSON lines per kind, for the side outputs
+            out = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
         timers: dict = {}  # epoch ms -> key_ids whose pending labels start waiting
         counts = dict.fromkeys(METRICS, 0)
@@ -280,6 +283,10 @@ class LearnPerKey(KeyedProcessFunction):
             if cumulative:
                 counter.inc(cumulative)
         self.time_sum.inc(int(total_us))
+        if self.tag_outputs:
+            if out[Prediction]:
+                yield "\n".join(out[Prediction])  # every kind: one shared list
+            return
         if out[Prediction]:
             yield "\n".join(out[Prediction])
         if out[DriftAlert]:

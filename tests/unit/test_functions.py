@@ -90,6 +90,12 @@ class _Context:
     def get_current_key(self):
         return self.key
 
+    def timer_service(self):
+        return self
+
+    def register_processing_time_timer(self, at):
+        self.timers = [*getattr(self, "timers", []), at]
+
 
 def _records(n=3000, keys=12, bad_every=97):
     """Labeled records over ``keys`` keys; every ``bad_every``-th also comes with a label
@@ -280,3 +286,28 @@ def test_without_the_directory_no_counts_are_written(tmp_path, monkeypatch):
     *_, function = _run(lines, writes=WRITE_ON_EVICTION)
     assert function.live_counts is None
     function.close()
+
+
+def test_with_kinds_tagged_every_line_leaves_in_the_order_of_events():
+    """``--output -``: predictions, outcomes and rejections of one batch in input order."""
+    function = LearnPerKey(
+        fields=Fields(),
+        model_spec=MODEL,
+        drift_spec="none",
+        on_drift="alert",
+        tag_outputs=True,
+        routing=SPREAD,
+    )
+    context = _Context()
+    function.open(context)
+    lines = [
+        '{"key": "k", "id": 1, "f0": 0.5}',  # a prediction, its label to come
+        '{"key": "k", "id": 1, "y": true}',  # the delayed label: an outcome
+        "not json",  # rejected
+        '{"key": "k", "id": 2, "f0": 1.5, "y": false}',  # a labeled prediction
+    ]
+    context.key = _bucket(json.dumps("k"), SPREAD)
+    outputs = list(function.process_element(lines, context))
+    assert all(isinstance(out, str) for out in outputs)  # no side output
+    kinds = [json.loads(row)["kind"] for out in outputs for row in out.split("\n")]
+    assert kinds == ["prediction", "outcome", "rejected", "prediction"]
