@@ -97,9 +97,10 @@ def _add_cluster_commands(commands) -> None:
     submit = commands.add_parser(
         "submit",
         help="submit the job to a Flink cluster (detached); prints the JobID",
-        description="Submit the online-learning job to a Flink cluster; same options as run.",
+        description="Submit the online-learning job to a Flink cluster; the options of run "
+        "but --savepoint-on-exit (stop the job with a savepoint: riverflink stop).",
     )
-    add_run_arguments(submit)
+    add_run_arguments(submit, exit_savepoint=False)
     stop = commands.add_parser(
         "stop",
         help="stop a submitted job with a savepoint; prints the savepoint path",
@@ -159,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         return line
 
     with contextlib.ExitStack() as cleanup:
-        interrupted, zygote = False, None
+        interrupted, zygote, settings = False, None, None
         live = None  # the directory of the workers' live counts (operators/live_counts.py)
         if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a local run: its workers are ours
             from operators.live_counts import ENV as LIVE_COUNTS_ENV
@@ -183,7 +184,12 @@ def _run(args: argparse.Namespace) -> int:
             print("riverflink: interrupted; the job was cancelled", file=sys.stderr)
             interrupted, savepoint = True, None
         except Exception as exc:  # the job failed inside Flink
-            print(f"riverflink: job failed: {job_failure_reason(exc)}", file=sys.stderr)
+            reason = job_failure_reason(exc)
+            if settings is not None and settings.is_socket and "ConnectException" in reason:
+                host, port = settings.socket_address
+                reason += f" (riverflink connects to {host}:{port} as a client: start the sender"
+                reason += " first)"
+            print(f"riverflink: job failed: {reason}", file=sys.stderr)
             return 1
         if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
             _summary(settings, line, time.monotonic() - started, zygote, live)

@@ -29,6 +29,7 @@ __all__ = [
     "key_metrics",
     "read_output_dir",
     "reason_group",
+    "readable_key",
     "run_summary",
     "summary_table",
 ]
@@ -186,6 +187,11 @@ class OutputReader:
     def summary(self) -> OutputSummary:
         """Everything committed now, put together as :func:`read_output_dir` gives it."""
         directory = self.directory
+        if directory.exists() and not directory.is_dir():
+            raise FileNotFoundError(
+                f"{directory}: a file, not an output directory (name the directory a run "
+                "wrote with --output)"
+            )
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: no such output directory")
         if not any((directory / kind).is_dir() for kind in KINDS):
@@ -329,7 +335,7 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
     lines = [
         f"riverflink output {summary.directory}: {c['predictions']:,} predictions, "
         f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
-        f"{c['rejected']:,} rejected; {len(summary.keys):,} keys",
+        f"{c['rejected']:,} rejected; {_count(len(summary.keys), 'key')}",
     ]
     name = summary.metric_name
     overall = summary.overall() if name else None
@@ -340,7 +346,7 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
     for key_curve in summary.busiest(keys):
         metric = key_curve.metric()
         lines.append(
-            f"{json.dumps(key_curve.key)[:24]:<24} {key_curve.records:>9,} "
+            f"{readable_key(key_curve.key)[:24]:<24} {key_curve.records:>9,} "
             f"{key_curve.labeled:>9,} {'-' if metric is None else f'{metric:.4f}':>9} "
             f"{len(key_curve.alerts):>7,}"
         )
@@ -446,7 +452,8 @@ def run_summary(
     lines = [
         f"riverflink: {took}the output answers {done:,} input lines: "
         f"{c['predictions']:,} predictions, {c['outcomes']:,} delayed labels learned, "
-        f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts; {len(summary.keys):,} keys"
+        f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts; "
+        f"{_count(len(summary.keys), 'key')}"
     ]
     if metric is not None:
         values = key_metrics(summary, metric)
@@ -461,7 +468,8 @@ def run_summary(
         best, worst = ranked[0], ranked[-1]
         lines.append(
             f"riverflink: {name} per key: best {_shown(best)} {values[best]:.4f}, "
-            f"worst {_shown(worst)} {values[worst]:.4f} (over {len(values):,} keys with labels)"
+            f"worst {_shown(worst)} {values[worst]:.4f} (over {_count(len(values), 'key')} "
+            "with labels)"
         )
     return "\n".join(lines)
 
@@ -471,15 +479,40 @@ SHOWN_KEY_CHARS = 60
 
 
 def _shown(key_text: str) -> str:
-    """A key's JSON text for a summary line, cut short with "..." when longer than
-    :data:`SHOWN_KEY_CHARS`.
+    """A key's JSON text for a summary line: its characters as they are (not ``\\u``
+    escapes), cut short with "..." when longer than :data:`SHOWN_KEY_CHARS`.
 
-    >>> _shown('"k1"'), _shown('"' + "x" * 100 + '"')[-12:]
-    ('"k1"', 'xxxxxxxxx...')
+    >>> _shown('"k1"'), _shown('"' + "x" * 100 + '"')[-12:], _shown('"\\u00e9"')
+    ('"k1"', 'xxxxxxxxx...', '"é"')
     """
+    key_text = readable_key(json.loads(key_text))
     if len(key_text) <= SHOWN_KEY_CHARS:
         return key_text
     return key_text[: SHOWN_KEY_CHARS - 3] + "..."
+
+
+def _count(n: int, word: str) -> str:
+    """A count and its noun.
+
+    >>> _count(1, "key"), _count(1000, "key")
+    ('1 key', '1,000 keys')
+    """
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def readable_key(key) -> str:
+    """A key as JSON with its characters as they are; escaped (all of them) only where
+    they cannot be printed (a lone surrogate).
+
+    >>> readable_key("ü"), readable_key("\\ud83d"), readable_key(7)
+    ('"ü"', '"\\\\ud83d"', '7')
+    """
+    text = json.dumps(key, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(key)
+    return text
 
 
 def job_summary(

@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
-from jobs.outputs import OutputSummary, read_output_dir, summary_table
+from jobs.outputs import OutputSummary, read_output_dir, readable_key, summary_table
 
 __all__ = ["figures", "write_report"]
 
@@ -124,7 +123,7 @@ def _keys_figure(summary: OutputSummary, plt, keys: int):
             )
         metric = key_curve.metric()
         ax.set_title(
-            f"key {json.dumps(key_curve.key)[:30]}: {summary.metric_name} {metric:.3f}, "
+            f"key {readable_key(key_curve.key)[:30]}: {summary.metric_name} {metric:.3f}, "
             f"{len(key_curve.alerts)} alerts",
             fontsize=9,
         )

@@ -155,6 +155,11 @@ class JobSettings:
             raise SettingsError(
                 f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}"
             )
+        if self.socket_retries and not self.is_socket:
+            raise SettingsError(
+                "--socket-retries sets how often a socket source reconnects; "
+                f"--source {self.source} is not a socket"
+            )
         if not _whole(self.parallelism) or self.parallelism < 1:
             raise SettingsError(
                 f"--parallelism must be a whole number >= 1, not {self.parallelism!r}"
@@ -261,9 +266,9 @@ def _check_fresh_output(output: str) -> None:
         )
     else:
         hint += ", or continue its models with --restore"
+    files = f"{len(earlier)} part file" + ("s" if len(earlier) != 1 else "")
     raise SettingsError(
-        f"--output {output} already holds an earlier run's output ({len(earlier)} part "
-        f"files); {hint}"
+        f"--output {output} already holds an earlier run's output ({files}); {hint}"
     )
 
 
@@ -303,8 +308,11 @@ def _positive(flag: str, value) -> None:
         raise SettingsError(f"{flag} must be a number of seconds > 0, not {value!r}")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `riverflink run` flags. Defaults are None so the job file can fill the gaps."""
+def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool = True) -> None:
+    """The `riverflink run` flags. Defaults are None so the job file can fill the gaps.
+
+    ``exit_savepoint``: offer --savepoint-on-exit (not for `submit`: its job outlives it).
+    """
     a = parser.add_argument
     a("--config", metavar="FILE", help="YAML job file with the same settings; flags override it")
     a("--source", metavar="SRC", help="file, directory, or socket://HOST:PORT")
@@ -357,14 +365,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "throughput: lines batched for up to 0.5 s, several times the records/s (default "
         "for files)",
     )
-    a(
-        "--savepoint-on-exit",
-        metavar="DIR",
-        help="bounded runs: after the last record, stop with a savepoint in DIR and print its path",
-    )
+    if exit_savepoint:
+        a(
+            "--savepoint-on-exit",
+            metavar="DIR",
+            help="bounded runs: after the last record, stop with a savepoint in DIR and print "
+            "its path",
+        )
 
 
 _FIELDS = {f.name for f in dataclasses.fields(JobSettings)}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(JobSettings)}
 
 #: What a job file may give for each setting (flags are typed by argparse).
 _BOOLS = {"follow"}
@@ -422,6 +433,14 @@ def _read_job_file(path: str) -> dict:
                 f"--config {path}: unknown setting {name!r}{hint}; known: "
                 + ", ".join(sorted(f.replace("_", "-") for f in _FIELDS))
             )
+        if value is None:  # `model:` with nothing after it: the default, if there is one
+            if _DEFAULTS.get(field) is not None:
+                raise SettingsError(
+                    f"--config {path}: {name} is empty; give it a value"
+                    + (" (none turns drift detection off)" if field == "drift" else "")
+                    + ", or leave the line out for the default"
+                )
+            continue
         _check_job_value(path, str(name), field, value)
         out[field] = value
     base = os.path.dirname(os.path.abspath(path))

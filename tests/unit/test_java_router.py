@@ -67,3 +67,11 @@ def test_a_new_build_removes_all_but_the_newest_builds(tmp_path, monkeypatch):
         + [f"riverflink-router-{build}.jar" for build in kept]
         + [f"riverflink-router-{build}-rpc.jar" for build in kept if build != "new"]
     )
+
+
+def test_an_unknown_router_choice_is_refused(monkeypatch):
+    from jobs.settings import SettingsError
+
+    monkeypatch.setenv("RIVERFLINK_ROUTER", "fast")
+    with pytest.raises(SettingsError, match="RIVERFLINK_ROUTER='fast': java .* or sql"):
+        java_router.router_jar()

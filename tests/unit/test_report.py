@@ -201,6 +201,9 @@ def test_report_on_something_else_is_a_clear_error(tmp_path, capsys):
     assert "no such output directory" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "not a riverflink output directory" in capsys.readouterr().err
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    assert main(["report", str(tmp_path / "in.jsonl")]) == 2
+    assert "a file, not an output directory" in capsys.readouterr().err
 
 
 def test_unsupervised_output_has_no_metric_but_still_reports(tmp_path):

@@ -535,3 +535,31 @@ def test_profile_follows_the_source_unless_given(data, tmp_path, out):
 def test_unknown_profile_is_refused(data, out):
     with pytest.raises(SettingsError, match="--profile must be 'latency' or 'throughput'"):
         settings(source=str(data), output=out, profile="fast")
+
+
+def test_an_empty_job_file_value_means_its_default_or_says_what_to_write(tmp_path, data, out):
+    job = write_job(tmp_path, f"source: {data}\noutput: {out}\nmetric:\ncheckpoint-dir: null\n")
+    s = parse(["--config", str(job)])
+    assert s.metric is None and s.checkpoint_dir is None
+    for line, hint in (("model:", "give it a value, or leave"), ("drift: null", "none turns")):
+        job = write_job(tmp_path, f"source: {data}\noutput: {out}\n{line}\n")
+        with pytest.raises(SettingsError, match=f"job.yaml: {line.split(':')[0]} is empty.*{hint}"):
+            parse(["--config", str(job)])
+
+
+def test_socket_retries_need_a_socket(data, out):
+    with pytest.raises(SettingsError, match="--socket-retries .* is not a socket"):
+        parse(["--source", str(data), "--output", str(out), "--socket-retries", "3"])
+    s = parse(["--source", "socket://localhost:9", "--output", "-", "--socket-retries", "3"])
+    assert s.socket_retries == 3
+
+
+def test_submit_offers_no_savepoint_on_exit(capsys):
+    from jobs.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    assert "--savepoint-on-exit DIR" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--savepoint-on-exit DIR" in capsys.readouterr().out

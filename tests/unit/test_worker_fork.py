@@ -163,7 +163,7 @@ def test_the_zygote_reads_output_committed_during_the_run_for_the_summary(zygote
     second.write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
     text = zygote.summary(str(out), **options)
     assert "6 predictions" in text and '"z"' not in text
-    assert 'best "a" 0.5000, worst "a" 0.5000 (over 1 keys' in text
+    assert 'best "a" 0.5000, worst "a" 0.5000 (over 1 key with labels)' in text
     first.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     assert text == job_summary(out, **options)
 
