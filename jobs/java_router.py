@@ -126,8 +126,8 @@ def _remove_old_builds(directory: Path) -> None:
 
 def router_jar() -> Path | None:
     """The router's jar, built now if need be; None to route in Flink SQL instead."""
-    choice = os.environ.get("RIVERFLINK_ROUTER", "java")
-    if choice.strip().lower() not in ("java", "sql"):
+    choice = os.environ.get("RIVERFLINK_ROUTER", "")
+    if choice.strip().lower() not in ("", "java", "sql"):
         from jobs.settings import SettingsError
 
         raise SettingsError(f"RIVERFLINK_ROUTER={choice!r}: java (the default) or sql")

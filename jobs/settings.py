@@ -311,7 +311,8 @@ def _positive(flag: str, value) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool = True) -> None:
     """The `riverflink run` flags. Defaults are None so the job file can fill the gaps.
 
-    ``exit_savepoint``: offer --savepoint-on-exit (not for `submit`: its job outlives it).
+    ``exit_savepoint``: list --savepoint-on-exit in the help (not for `submit`, whose job
+    outlives it: there it is only taken to say so).
     """
     a = parser.add_argument
     a("--config", metavar="FILE", help="YAML job file with the same settings; flags override it")
@@ -365,13 +366,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool =
         "throughput: lines batched for up to 0.5 s, several times the records/s (default "
         "for files)",
     )
-    if exit_savepoint:
-        a(
-            "--savepoint-on-exit",
-            metavar="DIR",
-            help="bounded runs: after the last record, stop with a savepoint in DIR and print "
-            "its path",
-        )
+    a(
+        "--savepoint-on-exit",
+        metavar="DIR",
+        help="bounded runs: after the last record, stop with a savepoint in DIR and print its path"
+        if exit_savepoint
+        else argparse.SUPPRESS,
+    )
 
 
 _FIELDS = {f.name for f in dataclasses.fields(JobSettings)}

@@ -387,7 +387,10 @@ def main(argv: list | None = None) -> int:
     # which ends the zygote. (Each worker restores the default handler.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)  # first, so that a launcher that comes early waits, not falls back
+    try:
+        listener.bind(path)  # first, so that a launcher that comes early waits, not falls back
+    except FileNotFoundError:  # the run ended (refused, say) before this process started
+        return 0
     listener.listen(64)
     _preload(json.loads(specs), int(verdict[0]) if verdict else None)
     # What the workers inherit stays out of their cycle collector: its first full

@@ -134,7 +134,7 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     proc = subprocess.Popen(
         [sys.executable, "-m", "jobs.online_learning", *first],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router[:3]),
+        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router.split("-")[0]),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

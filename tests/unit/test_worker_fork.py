@@ -195,3 +195,12 @@ def test_ctrl_c_and_a_client_gone_early_leave_no_traceback(tmp_path):
     process.stdin.close()
     assert process.wait(timeout=60) == 0
     assert "Traceback" not in process.stderr.read().decode()
+
+
+def test_a_zygote_whose_run_has_ended_leaves_quietly(tmp_path, capsys):
+    """A run refused after starting its zygote removes the zygote's directory; the zygote
+    then has nowhere to listen, and ends without a traceback on the run's stderr."""
+    from jobs.worker_fork import main
+
+    assert main([str(tmp_path / "gone" / "zygote.sock"), "{}"]) == 0
+    assert capsys.readouterr().err == ""
