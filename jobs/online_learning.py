@@ -156,8 +156,8 @@ def _source_uid(settings: JobSettings, restore: str | None) -> str:
                 f"--restore {restore}: that run read {settings.source} once (without "
                 "--follow); following it now would read its files again from the start and "
                 "the models would learn them twice. Restore without --follow to finish that "
-                "read (then follow from a --savepoint-on-exit savepoint), or follow another "
-                "directory."
+                "read (with --savepoint-on-exit to carry the models on), then follow a "
+                "directory that holds only new files."
             )
         raise SettingsError(
             f"--restore {restore}: that run followed {settings.source} (--follow); read "
