@@ -120,11 +120,15 @@ def code_archive(path: Path) -> Path:
     Flink puts a shipped directory itself on the workers' ``PYTHONPATH`` (so
     ``jobs/`` would give ``import cli``, not ``import jobs.cli``); a shipped zip
     is unpacked and its root goes on the path, which keeps the package names.
+    The router's Java sources go too: the job is built from the unpacked copy, which
+    finds its router jar by the digest of those sources (``jobs.java_router``); without
+    them it would route in Flink SQL, and no savepoint of a local run would restore.
     """
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in (jobs, operators, state):
             root = Path(package.__file__).resolve().parent
-            for source in sorted(root.rglob("*.py")):
+            sources = [*root.rglob("*.py"), *root.glob("java/**/*.java")]
+            for source in sorted(sources):
                 archive.write(source, f"{root.name}/{source.relative_to(root).as_posix()}")
     return path
 

@@ -74,6 +74,26 @@ def test_code_archive_holds_the_packages_at_its_root(tmp_path):
     assert not any("__pycache__" in name for name in names)
 
 
+def test_code_archive_finds_the_same_router_jar(tmp_path):
+    """The submitted job is built from the unpacked archive: it must name the router jar that
+    warm-up built (the digest of the Java sources), or the job routes in Flink SQL."""
+    import subprocess
+    import sys
+
+    from jobs.java_router import jar_path
+
+    zipfile.ZipFile(submit.code_archive(tmp_path / "code.zip")).extractall(tmp_path / "code")
+    unpacked = subprocess.run(
+        [sys.executable, "-c", "from jobs.java_router import jar_path; print(jar_path())"],
+        cwd=tmp_path / "code",
+        env={"PYTHONPATH": str(tmp_path / "code"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert unpacked.stdout.strip() == str(jar_path())
+
+
 def test_generated_conf_overrides_slots_ports_and_python(tmp_path, monkeypatch):
     monkeypatch.setattr("jobs.java_router.router_jar", lambda: tmp_path / "r.jar")
     conf_dir = cluster.write_conf(tmp_path, slots=3, rest_port=18081, rpc_port=16123)
