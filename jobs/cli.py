@@ -169,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
             os.environ[LIVE_COUNTS_ENV] = live  # the JVM and its workers inherit it
         try:
             settings = settings_from_args(args)
+            restored = _restored_checkpoint(settings)
             from jobs.online_learning import run_job, warm_workers
 
             zygote = warm_workers(settings)  # it also computes the summary: it has River
@@ -195,6 +196,10 @@ def _run(args: argparse.Namespace) -> int:
             _summary(settings, line, time.monotonic() - started, zygote, live)
     if interrupted:
         return 130
+    if "PYFLINK_GATEWAY_PORT" in os.environ:  # under `flink run`, which may have detached
+        return 0
+    if restored is not None and not settings.unbounded:
+        _remove_finished(restored, Path(settings.checkpoint_dir))
     if settings.output != "-":
         output = Path(settings.output).resolve()
         output.mkdir(parents=True, exist_ok=True)  # an input without lines wrote nothing
@@ -203,6 +208,34 @@ def _run(args: argparse.Namespace) -> int:
         print(f"riverflink: models saved; resume with --restore {savepoint}", file=sys.stderr)
         print(savepoint)  # last line on stdout: the savepoint path, for scripts
     return 0
+
+
+def _restored_checkpoint(settings) -> Path | None:
+    """The checkpoint ``--restore latest`` resumes (None for any other start)."""
+    if settings.restore != "latest" or not settings.checkpoint_dir:
+        return None
+    from jobs.checkpoints import latest_checkpoint
+
+    return latest_checkpoint(settings.checkpoint_dir)
+
+
+def _remove_finished(checkpoint: Path, checkpoint_dir: Path) -> None:
+    """Remove the checkpoints of the job that a finished run took over from.
+
+    A bounded job that finishes deletes its own checkpoints, but those of the killed job it
+    resumed stayed: running the same ``--restore latest`` again would answer the input's
+    tail a second time, appending duplicates to the output.
+    """
+    import shutil
+
+    job = checkpoint.parent  # DIR/<job id>/chk-<n>
+    if job.parent.resolve() != checkpoint_dir.resolve() or not any(job.glob("chk-*")):
+        return  # not Flink's layout: leave it
+    shutil.rmtree(job, ignore_errors=True)
+    print(
+        f"riverflink: this run finished what the checkpoints in {job} had begun; removed them",
+        file=sys.stderr,
+    )
 
 
 def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:

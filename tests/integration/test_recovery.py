@@ -164,3 +164,9 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     assert summary.counts["predictions"] == len(records)
     assert sum(k.labeled for k in summary.keys.values()) == len(records)
     assert f"the output answers {len(records):,} input lines" in resumed.stderr
+    # The finished run took over the killed one: its checkpoints go, so the same command
+    # run again cannot answer the input's tail a second time.
+    assert "removed them" in resumed.stderr
+    again = run_cli(*args, "--restore", "latest")
+    assert again.returncode == 2 and "no completed checkpoint" in again.stderr
+    assert_exactly_once(read_output(out), records)
