@@ -155,7 +155,11 @@ def _run(args: argparse.Namespace) -> int:
         from jobs.progress import ProgressLine
 
         line = ProgressLine(
-            port, total=lambda: _total_lines(settings), quiet=args.quiet, live=live
+            port,
+            total=lambda: _total_lines(settings),
+            # printed lines and a redrawn line cannot share one terminal
+            quiet=args.quiet or (settings.output == "-" and sys.stdout.isatty()),
+            live=live,
         ).start()
         return line
 

@@ -9,7 +9,9 @@ rejection looks like.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,8 +74,6 @@ def main() -> int:
     source, output = OUT / "input.jsonl", OUT / "output"
     generate(source)
     if output.exists():
-        import shutil
-
         shutil.rmtree(output)
     settings = JobSettings(source=str(source), output=str(output), parallelism=2)
     print(f"riverflink demo: {settings.model} per key, drift {settings.drift}, on the mini-cluster")
@@ -84,7 +84,15 @@ def main() -> int:
         print(f"  {name:<22} {value}")
     print(f"  {'wall time':<22} {elapsed:.1f} s (including Flink start-up)")
     print(f"  {'output':<22} {output.resolve()}/{{predictions,alerts,rejected}}/")
-    print(f"see it: riverflink report {output} (learning curves, drift alerts, rejections)")
+    # the console script of the Python that runs this (.venv/bin/ after `make demo`)
+    script = Path(sys.executable).with_name("riverflink")
+    command = None
+    if script.exists() and shutil.which("riverflink") != str(script):
+        command = os.path.relpath(script) if script.is_relative_to(Path.cwd()) else script
+    print(
+        f"see it: {command or 'riverflink'} report {output} "
+        "(learning curves, drift alerts, rejections)"
+    )
     return 0
 
 

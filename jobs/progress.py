@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import sys
 import threading
@@ -203,9 +204,17 @@ class ProgressLine:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        if self._drawn and self.tty:
-            self.stream.write("\n")
+        if self._drawn and self.tty:  # its last counts are stale: the summary follows
+            self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+    def _width(self) -> int:
+        """The terminal's columns: a longer line would wrap, and ``\\r`` redraw only its
+        last row."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            return 80
 
     def rate(self) -> float | None:
         if len(self._history) < 2:
@@ -256,7 +265,7 @@ class ProgressLine:
                 status=self._status(),
             )
             if self.tty:
-                self.stream.write("\r" + line + "\x1b[K")
+                self.stream.write("\r" + line[: max(self._width() - 1, 10)] + "\x1b[K")
             elif now - last_print >= 2.0:
                 self.stream.write(line + "\n")
             else:

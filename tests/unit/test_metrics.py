@@ -209,3 +209,28 @@ def test_the_progress_line_tells_start_up_from_shut_down():
         "job running, no counts yet",
         "Flink stopping",
     ]
+
+
+def test_on_a_terminal_the_progress_line_fits_its_width_and_leaves_nothing_stale():
+    """A line wider than the terminal wraps, and each redraw then left a row behind; the
+    last redraw stayed above the summary with stale counts."""
+    import fcntl
+    import os
+    import struct
+    import termios
+    import time
+
+    from jobs.progress import ProgressLine
+
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    with os.fdopen(follower, "w") as terminal:
+        line = ProgressLine(1, total=1_000_000, stream=terminal).start()
+        time.sleep(1.3)  # one redraw a second
+        line.stop()
+    shown = os.read(leader, 10_000).decode()
+    os.close(leader)
+    redraws = [part for part in shown.split("\r") if part]
+    assert redraws and redraws[0].startswith("riverflink: 0/1,000,000 lines")
+    assert all(len(part.removesuffix("\x1b[K")) < 40 for part in redraws)
+    assert shown.endswith("\r\x1b[K")  # the line cleared for the summary
