@@ -11,6 +11,7 @@ restart strategy and Python execution mode.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -19,11 +20,14 @@ __all__ = ["conf_dir", "flink_settings", "use_project_conf_dir"]
 
 
 def conf_dir() -> Path:
-    """``$FLINK_CONF_DIR`` if set, else the repository's ``flink-conf/``."""
+    """``$FLINK_CONF_DIR`` if set, else the repository's ``flink-conf/``, else (riverflink
+    installed from a wheel) the copy installed with it in ``<prefix>/share/riverflink/``."""
     env = os.environ.get("FLINK_CONF_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "flink-conf"
+    beside = Path(__file__).resolve().parent.parent / "flink-conf"
+    installed = Path(sys.prefix) / "share" / "riverflink" / "flink-conf"
+    return installed if not beside.is_dir() and installed.is_dir() else beside
 
 
 def use_project_conf_dir() -> Path:

@@ -563,3 +563,23 @@ def test_submit_offers_no_savepoint_on_exit(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "--savepoint-on-exit DIR" in capsys.readouterr().out
+
+
+def test_an_installed_riverflink_reads_the_flink_conf_installed_with_it(tmp_path, monkeypatch):
+    """A wheel installs the packages without the repository's flink-conf/ beside them; the
+    configuration goes to <prefix>/share/riverflink/flink-conf (pyproject's data-files)."""
+    import sys
+
+    from jobs import flink_config
+
+    monkeypatch.delenv("FLINK_CONF_DIR", raising=False)
+    assert flink_config.conf_dir() == Path(flink_config.__file__).resolve().parents[1] / (
+        "flink-conf"
+    )  # a checkout: its own
+    site = tmp_path / "site-packages" / "jobs"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(flink_config, "__file__", str(site / "flink_config.py"))
+    installed = tmp_path / "prefix" / "share" / "riverflink" / "flink-conf"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert flink_config.conf_dir() == installed
