@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "backend_of",
     "execution_mode_of",
     "holds_operator",
     "holds_sql_windows",
@@ -145,3 +146,22 @@ def holds_operator(checkpoint: str, uid: str) -> bool | None:
         return operator_id(uid) in metadata.read_bytes()
     except OSError:
         return None
+
+
+def backend_of(checkpoint: str) -> str | None:
+    """The state backend that wrote a *checkpoint* ("rocksdb" or "hashmap"); None for a
+    savepoint (any backend reads it) or what cannot be read here.
+
+    A checkpoint restores only into the backend that wrote it. riverflink's RocksDB
+    checkpoints are incremental: their metadata names RocksDB's files (``*.sst``,
+    ``MANIFEST-*``), which a heap backend's never do.
+    """
+    root = Path(checkpoint)
+    chk = root.parent if root.is_file() else root
+    if not chk.name.startswith("chk-"):
+        return None
+    try:
+        data = (chk / "_metadata").read_bytes()
+    except OSError:
+        return None
+    return "rocksdb" if b".sst" in data or b"MANIFEST-" in data else "hashmap"

@@ -215,12 +215,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _restored_checkpoint(settings) -> Path | None:
-    """The checkpoint ``--restore latest`` resumes (None for any other start)."""
-    if settings.restore != "latest" or not settings.checkpoint_dir:
+    """The checkpoint that ``--restore latest`` resumes reading the same input from (None
+    for any other start: another input leaves that job's checkpoints its own)."""
+    if settings.restore != "latest" or not settings.checkpoint_dir or settings.is_socket:
         return None
-    from jobs.checkpoints import latest_checkpoint
+    from jobs.checkpoints import holds_operator, latest_checkpoint
+    from jobs.online_learning import UIDS, _file_source_uid
 
-    return latest_checkpoint(settings.checkpoint_dir)
+    found = latest_checkpoint(settings.checkpoint_dir)
+    uids = (_file_source_uid(settings.source, settings.follow), UIDS["source"])
+    if found is None or not any(holds_operator(str(found), uid) for uid in uids):
+        return None
+    return found
 
 
 def _remove_finished(checkpoint: Path, checkpoint_dir: Path) -> None:

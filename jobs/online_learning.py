@@ -97,6 +97,7 @@ def flink_configuration(settings: JobSettings):
         restore = str(found)
     if restore:
         _check_execution_mode(restore, conf.get_string("python.execution-mode", "process"))
+        _check_backend(restore, conf.get_string("state.backend.type", "hashmap"))
         conf.set_string("execution.state-recovery.path", _uri(restore))
         # The source's read position is dropped when the input changed (_source_uid).
         conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
@@ -126,6 +127,21 @@ def _check_execution_mode(restore: str, mode: str) -> None:
             "flink-conf/config.yaml). Python state of one mode is invisible to the other, so "
             f"every model would start from scratch. Set python.execution-mode: {written} to "
             "resume it."
+        )
+
+
+def _check_backend(restore: str, backend: str) -> None:
+    """Refuse a checkpoint of another state backend: Flink fails on it deep in the restore."""
+    from jobs.checkpoints import backend_of
+
+    written = backend_of(restore)
+    if written is not None and written != backend.strip().lower():
+        raise SettingsError(
+            f"--restore {restore}: a checkpoint of the {written} state backend, and this job "
+            f"runs {backend} (--state-backend, or state.backend.type in "
+            "flink-conf/config.yaml). A checkpoint restores only into the backend that wrote "
+            f"it: run with --state-backend {written}, or carry the models over in a savepoint "
+            "(--savepoint-on-exit, riverflink stop), which either backend reads."
         )
 
 

@@ -232,3 +232,23 @@ def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
         tmp_path / "new", b"\x00$python-state-" + KEY_STATE_NAME.encode() + b"\x00"
     )
     _check_execution_mode(str(new), "process")  # accepted
+
+
+def test_the_backend_of_a_checkpoint_is_read_from_its_metadata(tmp_path):
+    from jobs.checkpoints import backend_of
+    from jobs.online_learning import _check_backend
+    from jobs.settings import SettingsError
+
+    rocks = write_checkpoint(tmp_path / "r", b"...shared/abc 000012.sst MANIFEST-000004...")
+    heap = write_checkpoint(tmp_path / "h", b"...chk-3/4f1e-uuid...")
+    savepoint = tmp_path / "savepoint-1a2b3c-4d5e"
+    savepoint.mkdir()
+    (savepoint / "_metadata").write_bytes(b"...000012.sst...")
+    assert backend_of(str(rocks)) == "rocksdb"
+    assert backend_of(str(rocks / "_metadata")) == "rocksdb"
+    assert backend_of(str(heap)) == "hashmap"
+    assert backend_of(str(savepoint)) is None  # any backend reads a savepoint
+    _check_backend(str(rocks), "rocksdb")
+    _check_backend(str(savepoint), "hashmap")
+    with pytest.raises(SettingsError, match="run with --state-backend rocksdb, or carry"):
+        _check_backend(str(rocks), "hashmap")
