@@ -165,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as cleanup:
         interrupted, zygote, settings = False, None, None
+        jvm_args = os.environ.get("JVM_ARGS")  # the user's (a local run adds its own)
         live = None  # the directory of the workers' live counts (operators/live_counts.py)
         if "PYFLINK_GATEWAY_PORT" not in os.environ:  # a local run: its workers are ours
             from operators.live_counts import ENV as LIVE_COUNTS_ENV
@@ -194,6 +195,8 @@ def _run(args: argparse.Namespace) -> int:
                 host, port = settings.socket_address
                 reason += f" (riverflink connects to {host}:{port} as a client: start the sender"
                 reason += " first)"
+            if "gateway process exited" in reason and jvm_args:
+                reason += f" (the JVM did not start: check JVM_ARGS={jvm_args!r})"
             print(f"riverflink: job failed: {reason}", file=sys.stderr)
             return 1
         if "PYFLINK_GATEWAY_PORT" not in os.environ:  # not under `flink run` (submit)
@@ -349,6 +352,7 @@ def _submit(args: argparse.Namespace) -> int:
     except ClusterError as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return 1
+    _warn_if_short_of_slots(jobmanager, settings.parallelism)
     where = (
         "the TaskManagers' stdout" if settings.output == "-" else Path(settings.output).resolve()
     )
@@ -360,6 +364,25 @@ def _submit(args: argparse.Namespace) -> int:
     )
     print(job_id)  # last line on stdout: the JobID, for scripts
     return 0
+
+
+def _warn_if_short_of_slots(jobmanager: str, parallelism: int) -> None:
+    """A job wider than the cluster waits for slots (a cluster that adds TaskManagers on
+    demand gives them; a standalone one never does), and cannot be stopped with a savepoint."""
+    from jobs.cluster import rest_get
+
+    try:
+        slots = int(rest_get(jobmanager, "/overview")["slots-total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if slots < parallelism:
+        print(
+            f"riverflink: warning: the cluster has {slots} task slot(s) and the job needs "
+            f"{parallelism}: its tasks wait until there are enough (riverflink cluster start "
+            "--slots N --taskmanagers M; or cancel it in the web UI, as it cannot stop with a "
+            "savepoint before it runs)",
+            file=sys.stderr,
+        )
 
 
 def _stop(args: argparse.Namespace) -> int:

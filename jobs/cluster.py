@@ -64,8 +64,15 @@ def flink_home() -> Path:
 
 
 def default_jobmanager() -> str:
-    """``rest.address:rest.port`` from ``flink-conf/config.yaml`` (localhost:8081)."""
+    """The REST address of the cluster that ``riverflink cluster start`` runs, if one runs
+    (its ``--port``), else ``rest.address:rest.port`` of ``flink-conf/config.yaml``
+    (localhost:8081)."""
     conf = flink_settings()
+    directory = default_cluster_dir()
+    generated = directory / "conf" / "config.yaml"
+    if generated.is_file() and any(running_pids(directory).values()):
+        with open(generated, encoding="utf-8") as fh:
+            conf = {**conf, **(yaml.safe_load(fh) or {})}
     return f"{conf.get('rest.address', 'localhost')}:{conf.get('rest.port', '8081')}"
 
 

@@ -116,3 +116,14 @@ def test_stop_and_start_refuse_what_is_not_theirs(tmp_path):
     assert cluster.running_pids(tmp_path) == {"taskexecutor": []}  # pid 1 is not ours
     with pytest.raises(cluster.ClusterError, match="at least 1"):
         cluster.start_cluster(slots=0, directory=tmp_path)
+
+
+def test_the_default_jobmanager_is_the_running_clusters(tmp_path, monkeypatch):
+    """After `cluster start --port 8082`, submit and stop find it without --jobmanager."""
+    monkeypatch.setattr(cluster, "default_cluster_dir", lambda: tmp_path)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text("rest.address: localhost\nrest.port: 8082\n")
+    monkeypatch.setattr(cluster, "running_pids", lambda directory: {"jobmanager": [4242]})
+    assert cluster.default_jobmanager() == "localhost:8082"
+    monkeypatch.setattr(cluster, "running_pids", lambda directory: {"jobmanager": []})
+    assert cluster.default_jobmanager() == "localhost:8081"  # flink-conf/config.yaml's
