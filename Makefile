@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m jobs.demo
+	$(BIN)/python -m jobs.cli.demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -31,7 +31,7 @@ def build(env, shape: str, source: str, output: Path) -> None:
     from pyflink.java_gateway import get_gateway
     from pyflink.table import StreamTableEnvironment
 
-    from jobs.online_learning import _file_sink
+    from jobs.pipeline.sinks import file_sink
 
     class Emit(KeyedProcessFunction):
         def process_element(self, value, ctx):
@@ -59,14 +59,14 @@ def build(env, shape: str, source: str, output: Path) -> None:
         keyed = KeyedStream(
             pairs._j_data_stream.keyBy(selector.KeyByKeySelector()), Types.STRING(), pairs
         )
-    keyed.process(Emit(), output_type=Types.STRING()).sink_to(_file_sink(output))
+    keyed.process(Emit(), output_type=Types.STRING()).sink_to(file_sink(output))
 
 
 def run(shape: str, source: str) -> float:
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from jobs.flink_config import flink_settings
+    from jobs.config.flink_conf import flink_settings
 
     conf = Configuration()
     for key, value in flink_settings().items():
@@ -83,7 +83,7 @@ def run(shape: str, source: str) -> float:
 
 
 def main() -> int:
-    from jobs.flink_config import use_project_conf_dir
+    from jobs.config.flink_conf import use_project_conf_dir
 
     use_project_conf_dir()
     os.environ.setdefault("_python_worker_execution_mode", "process")

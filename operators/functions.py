@@ -26,11 +26,9 @@ from dataclasses import replace
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
-from operators.bundle_end import shorten_sampling
 from operators.live_counts import LiveCounts
 from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
 from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
-from operators.state_commit import pipeline_commits
 from state import envelope
 from state.descriptors import (
     ROUTING_BUCKETS,
@@ -138,6 +136,9 @@ class LearnPerKey(KeyedProcessFunction):
 
     ``routing`` is how the job sends keys to buckets (``state.descriptors``): it names the
     state the models live in, and every key new to this instance is checked against it.
+
+    ``on_open``: a picklable function of no arguments, called in the worker as the
+    operator opens, before anything else (the job's worker set-up).
     """
 
     def __init__(
@@ -155,6 +156,7 @@ class LearnPerKey(KeyedProcessFunction):
         restoring: bool = True,
         writes: str = "element",
         routing: str = SPREAD,
+        on_open=None,
     ):
         if routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}: {routing!r}")
@@ -173,14 +175,15 @@ class LearnPerKey(KeyedProcessFunction):
             raise ValueError(f"writes must be one of element, checkpoint, eviction: {writes!r}")
         self.writes = writes
         self.write_through = writes == WRITE_EACH_ELEMENT
+        self.on_open = on_open
 
     def open(self, runtime_context: RuntimeContext):
         # River is imported here, in the worker, not where the job is built: the client
         # that only builds the job never needs it (it takes about 1 s to import).
         from operators.learner import OnlineLearner
 
-        pipeline_commits()
-        shorten_sampling()  # for bundle processors created from now on (see bundle_end)
+        if self.on_open is not None:
+            self.on_open()  # the job's worker set-up (riverflink's: jobs.accel.worker_setup)
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,

@@ -3,7 +3,7 @@
     python -m tests.task_manager_probe RUN_FLAGS...
 
 What a task manager that fails fatally looks like to the job (see
-``jobs/java/riverflink/EarlyMiniCluster.java``): its slots are gone, and the job,
+``jobs/accel/java/riverflink/EarlyMiniCluster.java``): its slots are gone, and the job,
 restarting, needs new ones. Exits 0 once the job has finished; 3 when no checkpoint
 came; 4 when the cluster was not started early (nothing to probe).
 """
@@ -16,9 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from jobs import early_cluster
-from jobs.online_learning import run_job
-from jobs.settings import add_run_arguments, settings_from_args
+from jobs.accel import early_cluster
+from jobs.cli.flags import add_run_arguments
+from jobs.config.job_file import settings_from_args
+from jobs.runtime.local import run_job
 
 
 def main(argv: list) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from jobs.online_learning import flink_configuration
-from jobs.settings import PROFILES, JobSettings
+from jobs.config.settings import PROFILES, JobSettings
+from jobs.runtime.configuration import flink_configuration
 
 
 def _bundle(conf) -> tuple:

@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from river import drift
 
-from jobs.checkpoints import execution_mode_of, latest_checkpoint
-from jobs.outputs import read_output_dir
+from jobs.results.outputs import read_output_dir
+from jobs.runtime.checkpoints import execution_mode_of, latest_checkpoint
 from state.descriptors import HASH_STATE_NAME, KEY_STATE_NAME
 from tests.integration.conftest import (
     REPO,

@@ -100,7 +100,7 @@ def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spe
     """Flink SQL (the fallback routing) against ``route_bucket`` (the learner's check)."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    from jobs.online_learning import _key_text_sql
+    from jobs.pipeline.routing import key_text_sql
     from operators.records import Fields, parse_line, route_bucket
     from state.descriptors import ROUTING_BUCKETS
 
@@ -109,7 +109,7 @@ def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spe
     for field in dict.fromkeys(f for f, _ in lines):
         raw = [line for f, line in lines if f == field]
         rows = ", ".join("('" + r.replace("'", "''") + "')" for r in raw)
-        bucket = f"MOD(HASH_CODE({_key_text_sql(field)}), {ROUTING_BUCKETS})"
+        bucket = f"MOD(HASH_CODE({key_text_sql(field)}), {ROUTING_BUCKETS})"
         result = t_env.execute_sql(f"SELECT f0, {bucket} FROM (VALUES {rows}) AS T(f0)")
         java = {row[0]: row[1] for row in result.collect()}
         for line in raw:
@@ -122,7 +122,7 @@ def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_sp
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    from jobs.java_router import router_jar
+    from jobs.pipeline.router_jar import router_jar
     from operators.records import Fields, parse_line, route_bucket
     from state.descriptors import ROUTING_BUCKETS
 
@@ -141,7 +141,7 @@ def test_java_router_and_python_spread_keys_alike():
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    from jobs.java_router import router_jar
+    from jobs.pipeline.router_jar import router_jar
     from operators.records import Fields, parse_line, spread_bucket
     from state.descriptors import SPREAD_KEYS
 

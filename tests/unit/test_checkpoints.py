@@ -9,16 +9,21 @@ import zlib
 
 import pytest
 
-from jobs.checkpoints import execution_mode_of, holds_operator, holds_sql_windows, operator_id
-from jobs.exit_savepoint import (
-    CommitCounter,
+from jobs.config.inputs import (
     UnreadableInput,
     count_records,
     flink_uri,
     input_files,
     local_path,
 )
-from jobs.progress import count_lines
+from jobs.results.progress import count_lines
+from jobs.runtime.checkpoints import (
+    execution_mode_of,
+    holds_operator,
+    holds_sql_windows,
+    operator_id,
+)
+from jobs.runtime.exit_savepoint import CommitCounter
 
 NAME = "riverflink-key-state-v1"
 
@@ -93,7 +98,7 @@ def test_compressed_inputs_count_as_flink_reads_them(tmp_path, suffix, pack):
 
 @pytest.mark.parametrize("suffix, pack", [(".xz", lzma.compress), (".zst", bytes)])
 def test_inputs_flink_cannot_read_here_are_refused_with_what_to_do(tmp_path, suffix, pack):
-    from jobs.settings import JobSettings, SettingsError
+    from jobs.config.settings import JobSettings, SettingsError
 
     source = tmp_path / "in"
     (source / "day1").mkdir(parents=True)
@@ -164,65 +169,67 @@ def test_holds_operator_reads_the_metadata(tmp_path):
 
 
 def _settings(tmp_path, source, **options):
-    from jobs.settings import JobSettings
+    from jobs.config.settings import JobSettings
 
     return JobSettings(source=str(source), output=str(tmp_path / "out"), **options)
 
 
 def test_a_restore_resumes_the_read_position_of_the_same_input_only(tmp_path):
-    from jobs.online_learning import _file_source_uid, _source_uid
+    from jobs.pipeline.sources import source_uid
+    from jobs.pipeline.uids import file_source_uid
 
     watched = tmp_path / "in"
     watched.mkdir()
     other = tmp_path / "other.jsonl"
     other.write_text("{}\n")
-    followed = _file_source_uid(str(watched), True)
+    followed = file_source_uid(str(watched), True)
     chk = write_checkpoint(tmp_path, operator_id(followed))
     settings = _settings(tmp_path, watched, follow=True)
-    assert _source_uid(settings, None) == followed
-    assert _source_uid(settings, str(chk)) == followed  # the same input: resumed
-    assert _source_uid(_settings(tmp_path, other), str(chk)) == _file_source_uid(
+    assert source_uid(settings, None) == followed
+    assert source_uid(settings, str(chk)) == followed  # the same input: resumed
+    assert source_uid(_settings(tmp_path, other), str(chk)) == file_source_uid(
         str(other), False
     )  # another input: a uid of its own, read from the start
-    assert _file_source_uid(str(other), False) != _file_source_uid(str(watched), False)
+    assert file_source_uid(str(other), False) != file_source_uid(str(watched), False)
 
 
 @pytest.mark.parametrize("was_followed", [True, False])
 def test_a_restore_of_the_same_input_read_the_other_way_is_refused(tmp_path, was_followed):
-    from jobs.online_learning import _file_source_uid, _source_uid
-    from jobs.settings import SettingsError
+    from jobs.config.settings import SettingsError
+    from jobs.pipeline.sources import source_uid
+    from jobs.pipeline.uids import file_source_uid
 
     watched = tmp_path / "in"
     watched.mkdir()
-    chk = write_checkpoint(tmp_path, operator_id(_file_source_uid(str(watched), was_followed)))
+    chk = write_checkpoint(tmp_path, operator_id(file_source_uid(str(watched), was_followed)))
     with pytest.raises(SettingsError, match="learn them twice|none that arrived since"):
-        _source_uid(_settings(tmp_path, watched, follow=not was_followed), str(chk))
+        source_uid(_settings(tmp_path, watched, follow=not was_followed), str(chk))
 
 
 def test_a_checkpoint_of_an_earlier_riverflink_resumes_its_source_as_then(tmp_path):
-    from jobs.online_learning import _source_uid
+    from jobs.pipeline.sources import source_uid
 
     data = tmp_path / "in.jsonl"
     data.write_text("{}\n")
     chk = write_checkpoint(tmp_path, operator_id("riverflink-source"))
-    assert _source_uid(_settings(tmp_path, data), str(chk)) == "riverflink-source"
+    assert source_uid(_settings(tmp_path, data), str(chk)) == "riverflink-source"
 
 
 def test_an_exit_savepoint_run_reads_its_input_whole(tmp_path):
-    from jobs.online_learning import _source_uid
+    from jobs.pipeline.sources import source_uid
 
     data = tmp_path / "in.jsonl"
     data.write_text("{}\n")
     settings = _settings(tmp_path, data, savepoint_on_exit=str(tmp_path / "sp"))
-    first, second = _source_uid(settings, None), _source_uid(settings, None)
+    first, second = source_uid(settings, None), source_uid(settings, None)
     assert first != second and first.startswith("riverflink-source-exit-")
 
 
 def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
     import pytest
 
-    from jobs.online_learning import _check_execution_mode
-    from jobs.settings import SettingsError
+    from jobs.config.settings import SettingsError
+    from jobs.runtime.configuration import _check_execution_mode
     from state.descriptors import KEY_STATE_NAME
 
     old = write_checkpoint(tmp_path / "old", b"\x00$python-state-" + NAME.encode() + b"\x00")
@@ -235,9 +242,9 @@ def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
 
 
 def test_the_backend_of_a_checkpoint_is_read_from_its_metadata(tmp_path):
-    from jobs.checkpoints import backend_of
-    from jobs.online_learning import _check_backend
-    from jobs.settings import SettingsError
+    from jobs.config.settings import SettingsError
+    from jobs.runtime.checkpoints import backend_of
+    from jobs.runtime.configuration import _check_backend
 
     rocks = write_checkpoint(tmp_path / "r", b"...shared/abc 000012.sst MANIFEST-000004...")
     heap = write_checkpoint(tmp_path / "h", b"...chk-3/4f1e-uuid...")

@@ -8,8 +8,11 @@ import zipfile
 import pytest
 import yaml
 
-from jobs import cluster, submit
-from jobs.settings import JobSettings, SettingsError, add_run_arguments, settings_from_args
+from jobs.cli.flags import add_run_arguments
+from jobs.cluster import standalone as cluster
+from jobs.cluster import submit
+from jobs.config.job_file import settings_from_args
+from jobs.config.settings import JobSettings, SettingsError
 
 
 def parse(argv) -> JobSettings:
@@ -80,11 +83,11 @@ def test_code_archive_finds_the_same_router_jar(tmp_path):
     import subprocess
     import sys
 
-    from jobs.java_router import jar_path
+    from jobs.pipeline.router_jar import jar_path
 
     zipfile.ZipFile(submit.code_archive(tmp_path / "code.zip")).extractall(tmp_path / "code")
     unpacked = subprocess.run(
-        [sys.executable, "-c", "from jobs.java_router import jar_path; print(jar_path())"],
+        [sys.executable, "-c", "from jobs.pipeline.router_jar import jar_path; print(jar_path())"],
         cwd=tmp_path / "code",
         env={"PYTHONPATH": str(tmp_path / "code"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -95,7 +98,7 @@ def test_code_archive_finds_the_same_router_jar(tmp_path):
 
 
 def test_generated_conf_overrides_slots_ports_and_python(tmp_path, monkeypatch):
-    monkeypatch.setattr("jobs.java_router.router_jar", lambda: tmp_path / "r.jar")
+    monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
     conf_dir = cluster.write_conf(tmp_path, slots=3, rest_port=18081, rpc_port=16123)
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
     assert conf["taskmanager.numberOfTaskSlots"] == 3
@@ -105,7 +108,7 @@ def test_generated_conf_overrides_slots_ports_and_python(tmp_path, monkeypatch):
     assert "-Dfile.encoding=ISO-8859-1" in conf["env.java.opts.all"]
     assert conf["python.execution-mode"] == "process"  # the rest of flink-conf/config.yaml
     assert (conf_dir / "log4j.properties").exists()
-    # the workers' services on localhost (jobs/java/riverflink/LoopbackAgent.java)
+    # the workers' services on localhost (jobs/accel/java/riverflink/LoopbackAgent.java)
     assert conf["env.java.opts.taskmanager"] == f"-javaagent:{tmp_path / 'r.jar'}=transform"
 
 

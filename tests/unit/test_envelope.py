@@ -11,7 +11,7 @@ import pytest
 import river
 from river import drift, linear_model, metrics
 
-from jobs.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+from jobs.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
 from operators.learner import OnlineLearner
 from operators.records import Fields, parse_line
 from state.envelope import FORMAT_VERSION, KeyState, StateFormatError, dumps, loads, read_header

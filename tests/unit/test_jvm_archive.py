@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jobs import jvm_archive
+from jobs.accel import jvm_archive
 
 
 @pytest.fixture
@@ -71,41 +71,3 @@ def test_the_users_own_compiler_or_collector_wins(monkeypatch, own, kept):
     monkeypatch.setenv("JVM_ARGS", own)
     assert jvm_archive.use_lean_flags() == [kept]
     assert os.environ["JVM_ARGS"].split() == [*own.split(), kept]
-
-
-class _Gateway:
-    """What loopback_problem reads of py4j's gateway: one system property."""
-
-    def __init__(self, outcome):
-        system = type("System", (), {"getProperty": staticmethod(lambda name: outcome)})
-        self.jvm = type("JVM", (), {"java": type("java", (), {"lang": type("lang", (), {})})})
-        self.jvm.java.lang.System = system
-
-
-def test_the_agent_comes_from_the_router_jar_once(monkeypatch, tmp_path):
-    jar = tmp_path / "riverflink-router-x.jar"
-    monkeypatch.setattr("jobs.java_router.router_jar", lambda: jar)
-    monkeypatch.setenv("JVM_ARGS", "-Xmx2g")
-    assert jvm_archive.use_loopback_agent() is True
-    assert jvm_archive.use_loopback_agent() is True
-    assert os.environ["JVM_ARGS"].split() == ["-Xmx2g", f"-javaagent:{jar}"]
-
-
-def test_no_jar_no_agent(monkeypatch):
-    monkeypatch.setattr("jobs.java_router.router_jar", lambda: None)
-    monkeypatch.delenv("JVM_ARGS", raising=False)
-    assert jvm_archive.use_loopback_agent() is False
-    assert "JVM_ARGS" not in os.environ
-
-
-def test_an_agent_that_could_not_patch_is_reported(monkeypatch, tmp_path):
-    monkeypatch.setenv("JVM_ARGS", f"-javaagent:{tmp_path}/r.jar")
-    assert jvm_archive.loopback_problem(_Gateway("patched")) is None
-    problem = jvm_archive.loopback_problem(_Gateway("unchanged: no such class"))
-    assert "every network interface" in problem and "unchanged: no such class" in problem
-    assert "listen" in jvm_archive.loopback_problem(_Gateway(None))  # agent never ran
-
-
-def test_without_the_agent_nothing_is_reported(monkeypatch):
-    monkeypatch.delenv("JVM_ARGS", raising=False)  # `flink run`, or no JDK
-    assert jvm_archive.loopback_problem(_Gateway(None)) is None

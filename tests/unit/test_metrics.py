@@ -9,8 +9,8 @@ import math
 import pytest
 from river import drift, metrics, utils
 
-from jobs.outputs import key_metrics, read_output_dir, run_summary
-from jobs.progress import count_lines
+from jobs.results.outputs import key_metrics, read_output_dir, run_summary
+from jobs.results.progress import count_lines
 from operators.learner import OnlineLearner
 from operators.records import parse_line
 from state.envelope import dumps, loads
@@ -190,7 +190,7 @@ def test_count_lines_skips_blank_lines_and_reads_a_last_line_without_newline(tmp
 
 def test_the_progress_line_tells_start_up_from_shut_down():
     """After the job had run, an unanswered status read as "starting Flink"."""
-    from jobs.progress import ProgressLine
+    from jobs.results.progress import ProgressLine
 
     class Rest:
         answers = [None, OSError("refused"), "RUNNING", OSError("refused")]
@@ -220,7 +220,7 @@ def test_on_a_terminal_the_progress_line_fits_its_width_and_leaves_nothing_stale
     import termios
     import time
 
-    from jobs.progress import ProgressLine
+    from jobs.results.progress import ProgressLine
 
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.checkpoints import latest_checkpoint
-from jobs.settings import JobSettings, SettingsError, add_run_arguments, settings_from_args
+from jobs.cli.flags import add_run_arguments
+from jobs.config.job_file import settings_from_args
+from jobs.config.settings import JobSettings, SettingsError
+from jobs.runtime.checkpoints import latest_checkpoint
 
 
 @pytest.fixture
@@ -520,7 +522,7 @@ def test_a_checkpoint_directory_of_one_job_also_works(tmp_path):
 
 
 def test_profile_follows_the_source_unless_given(data, tmp_path, out):
-    from jobs.settings import PROFILES
+    from jobs.config.settings import PROFILES
 
     assert settings(source=str(data), output=out).tuning == PROFILES["throughput"]
     assert settings(source="socket://localhost:9999", output=out).tuning == PROFILES["latency"]
@@ -570,15 +572,15 @@ def test_an_installed_riverflink_reads_the_flink_conf_installed_with_it(tmp_path
     configuration goes to <prefix>/share/riverflink/flink-conf (pyproject's data-files)."""
     import sys
 
-    from jobs import flink_config
+    from jobs.config import flink_conf as flink_config
 
     monkeypatch.delenv("FLINK_CONF_DIR", raising=False)
-    assert flink_config.conf_dir() == Path(flink_config.__file__).resolve().parents[1] / (
+    assert flink_config.conf_dir() == Path(flink_config.__file__).resolve().parents[2] / (
         "flink-conf"
     )  # a checkout: its own
-    site = tmp_path / "site-packages" / "jobs"
+    site = tmp_path / "site-packages" / "jobs" / "config"
     site.mkdir(parents=True)
-    monkeypatch.setattr(flink_config, "__file__", str(site / "flink_config.py"))
+    monkeypatch.setattr(flink_config, "__file__", str(site / "flink_conf.py"))
     installed = tmp_path / "prefix" / "share" / "riverflink" / "flink-conf"
     installed.mkdir(parents=True)
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyflink.fn_execution import state_impl
 
-from operators.state_commit import pipeline_commits
+from jobs.accel.state_commit import pipeline_commits
 
 
 class _Future:

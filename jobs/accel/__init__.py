@@ -1,0 +1,110 @@
+"""Start-up accelerators and runtime patches: everything that leans on private internals.
+
+riverflink is correct without any of them. Each one makes a run start sooner or a
+worker spend less time waiting, and each relies on something PyFlink, Beam, Flink or
+the JVM do not promise to keep. So every one of them:
+
+- has its own switch, an environment variable (``0`` turns it off), and
+  ``RIVERFLINK_ACCELERATE=0`` turns them all off;
+- checks what it relies on before use, and on any mismatch or failure turns itself
+  off for the rest of the process with one warning line on stderr: a run never fails
+  because of an accelerator;
+- has a compat test against the installed classes in ``tests/compat/``.
+
+========================  ============================  =====================================
+accelerator               switch                        module
+========================  ============================  =====================================
+warm worker fork          ``RIVERFLINK_FORK``           :mod:`jobs.accel.worker_fork`
+early mini-cluster        ``RIVERFLINK_EARLY_CLUSTER``  :mod:`jobs.accel.early_cluster`
+JVM class-data archive    ``RIVERFLINK_CLASS_ARCHIVE``  :mod:`jobs.accel.jvm_archive`
+lean JVM flags            ``RIVERFLINK_LEAN_JVM``       :mod:`jobs.accel.jvm_archive`
+gRPC on loopback          ``RIVERFLINK_LOOPBACK``       :mod:`jobs.accel.loopback`
+lean client imports       ``RIVERFLINK_LEAN_IMPORTS``   :mod:`jobs.accel.lean_imports`
+pipelined state commit    ``RIVERFLINK_STATE_COMMIT``   :mod:`jobs.accel.state_commit`
+state-sampler cap         ``RIVERFLINK_SAMPLER``        :mod:`jobs.accel.sampler`
+========================  ============================  =====================================
+
+The switches are read from the environment of the process that uses the accelerator;
+a local run's JVM and Python workers inherit the client's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = [
+    "ACCELERATE",
+    "SWITCHES",
+    "enabled",
+    "turn_off",
+    "worker_setup",
+    "worker_setup_for_job",
+]
+
+#: The master switch: ``RIVERFLINK_ACCELERATE=0`` turns every accelerator off.
+ACCELERATE = "RIVERFLINK_ACCELERATE"
+
+#: Each accelerator's own switch.
+SWITCHES = {
+    "fork": "RIVERFLINK_FORK",
+    "early_cluster": "RIVERFLINK_EARLY_CLUSTER",
+    "class_archive": "RIVERFLINK_CLASS_ARCHIVE",
+    "lean_jvm": "RIVERFLINK_LEAN_JVM",
+    "loopback": "RIVERFLINK_LOOPBACK",
+    "lean_imports": "RIVERFLINK_LEAN_IMPORTS",
+    "state_commit": "RIVERFLINK_STATE_COMMIT",
+    "sampler": "RIVERFLINK_SAMPLER",
+}
+
+_OFF_VALUES = ("0", "false", "no", "off")
+_turned_off: dict = {}  # name -> reason, for this process
+
+
+def _off(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in _OFF_VALUES
+
+
+def enabled(name: str) -> bool:
+    """Whether accelerator ``name`` may be used in this process."""
+    if name not in SWITCHES:
+        raise KeyError(f"no accelerator {name!r}; known: {', '.join(SWITCHES)}")
+    return not (_off(ACCELERATE) or _off(SWITCHES[name]) or name in _turned_off)
+
+
+def turn_off(name: str, reason: object) -> None:
+    """Turn ``name`` off for the rest of this process, with one warning line on stderr."""
+    if name in _turned_off:
+        return
+    _turned_off[name] = str(reason)
+    text = str(reason).strip().splitlines()
+    print(
+        f"riverflink: warning: {name.replace('_', ' ')} accelerator off "
+        f"({SWITCHES[name]}=0 silences this): {text[0] if text else type(reason).__name__}",
+        file=sys.stderr,
+    )
+
+
+def worker_setup(off: frozenset = frozenset()) -> None:
+    """Patches for a Python worker, run by the learning operator as it opens.
+
+    ``off``: the accelerators switched off where the job was built. A cluster's workers
+    do not share the environment of the client that submitted the job, so the client's
+    switches travel with the job (see :func:`worker_setup_for_job`).
+    """
+    for name in off:
+        os.environ[SWITCHES[name]] = "0"
+    from jobs.accel.sampler import shorten_sampling
+    from jobs.accel.state_commit import pipeline_commits
+
+    pipeline_commits()
+    shorten_sampling()
+
+
+def worker_setup_for_job():
+    """The learning operator's ``on_open`` hook for a job built in this process: a
+    picklable call of :func:`worker_setup` that carries this process's switches."""
+    import functools
+
+    off = frozenset(name for name in SWITCHES if not enabled(name))
+    return functools.partial(worker_setup, off=off)

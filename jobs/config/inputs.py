@@ -1,0 +1,124 @@
+"""What a run reads: its input files, as Flink's file source reads them, and local paths
+as Flink names them.
+
+Settings check inputs before Flink starts (a compressed file PyFlink cannot read is
+refused), the progress line counts their lines, and ``--savepoint-on-exit`` waits
+until every line has its committed output.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import re
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from operators.records import is_blank
+
+__all__ = [
+    "REFUSED_COMPRESSION",
+    "UnreadableInput",
+    "count_records",
+    "flink_uri",
+    "input_files",
+    "local_path",
+    "read_input",
+]
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # how Java's BufferedReader splits lines
+
+#: Flink's file source decompresses files by the last extension of their name
+#: (``StandardDeCompression``); riverflink counts their lines the same way.
+_DECOMPRESS = {
+    ".gz": gzip.decompress,
+    ".gzip": gzip.decompress,
+    ".bz2": bz2.decompress,
+    ".deflate": zlib.decompress,  # a zlib stream, as Java's InflaterInputStream reads it
+}
+#: Compressed inputs a local or PyFlink-based run cannot read, and why: riverflink refuses
+#: them before the job starts (``JobSettings``), instead of losing their lines.
+REFUSED_COMPRESSION = {
+    ".xz": "Flink reads .xz with the XZ for Java library, which PyFlink does not ship "
+    "(the job would fail on it); decompress it first (xz -d), or compress it with gzip",
+    ".zst": "Flink's file source does not decompress .zst (its compressed bytes would be "
+    "read as lines, all rejected); decompress it first (zstd -d), or compress it with gzip",
+}
+
+
+class UnreadableInput(ValueError):
+    """An input file whose lines riverflink cannot count as Flink will read them."""
+
+
+def input_files(source: str) -> list[Path]:
+    """The files Flink's file source reads under ``source`` (hidden and _ files skipped)."""
+    root = Path(source)
+    if root.is_file():
+        return [root]
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+
+
+def read_input(path: Path) -> bytes:
+    """The bytes of ``path`` as Flink's file source reads them: decompressed by extension.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     plain, packed = Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl.gz")
+    ...     _ = plain.write_bytes(b'{"key": 1}\\n')
+    ...     _ = packed.write_bytes(gzip.compress(b'{"key": 2}\\n'))
+    ...     read_input(plain), read_input(packed)
+    (b'{"key": 1}\\n', b'{"key": 2}\\n')
+    """
+    path = Path(path)
+    if path.suffix in REFUSED_COMPRESSION:
+        raise UnreadableInput(f"{path}: {REFUSED_COMPRESSION[path.suffix]}")
+    data = path.read_bytes()
+    decompress = _DECOMPRESS.get(path.suffix)
+    if decompress is None:
+        return data
+    try:
+        return decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableInput(f"{path}: not a valid {path.suffix} file ({exc})") from exc
+
+
+def count_records(files: Iterable[Path]) -> int:
+    """Lines the job will answer: every line that is not blank, valid or not."""
+    total = 0
+    for path in files:
+        data = read_input(path)
+        lines = _LINE_BREAK.split(data)
+        if lines and lines[-1] == b"":
+            lines.pop()
+        total += sum(1 for line in lines if not is_blank(line))
+    return total
+
+
+def local_path(path: str) -> str:
+    """``file:/a/b`` or ``file:///a/b`` (as Flink reports paths) -> ``/a/b``.
+
+    Flink writes a path into its URIs as it is, spaces and all (``file:/my data/x``), and
+    reads it back the same way: nothing in them is percent-encoded, so nothing is decoded.
+    """
+    if not path.startswith("file:"):
+        return path
+    rest = path[len("file:") :]
+    if rest.startswith("//"):  # file://authority/path; the authority of a local file is empty
+        slash = rest.find("/", 2)
+        rest = rest[slash:] if slash != -1 else "/"
+    return rest
+
+
+def flink_uri(path: str | Path) -> str:
+    """A local path as the ``file://`` URI Flink expects: absolute, and not percent-encoded.
+
+    Flink takes ``%20`` in a URI literally (a directory named ``my%20data``), so
+    ``Path.as_uri()`` would send checkpoints and savepoints elsewhere than asked.
+    """
+    return "file://" + str(Path(path).resolve())
