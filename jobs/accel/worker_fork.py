@@ -204,7 +204,7 @@ class Zygote:
         self._watch = (directory, conn)
 
     def summary(self, directory: str, **options) -> str | None:
-        """``jobs.results.outputs.job_summary(directory, **options)`` computed by the zygote, which
+        """``jobs.results.summary.job_summary(directory, **options)`` computed by the zygote, which
         has River imported already (and has read ``directory`` since :meth:`watch`, if it
         was asked to). Raises ``OSError`` where it cannot answer."""
         watch, self._watch = self._watch, None
@@ -348,7 +348,7 @@ def _read_until_asked(conn: socket.socket, reader, pending: bytes) -> dict:
 def _summary(options: dict, reader=None) -> str | None:
     """The end-of-run summary (None: no committed output), computed here for the client;
     ``reader``: a :class:`jobs.results.outputs.OutputReader` of the output, if one has read it."""
-    from jobs.results.outputs import job_summary
+    from jobs.results.summary import job_summary
 
     try:
         return job_summary(**options, reader=reader)

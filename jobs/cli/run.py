@@ -184,7 +184,7 @@ def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:
             file=sys.stderr,
         )
         return
-    from jobs.results.outputs import job_summary
+    from jobs.results.summary import job_summary
 
     options = dict(model_spec=settings.model, metric_spec=settings.metric, elapsed=elapsed)
     try:

@@ -9,8 +9,9 @@ import math
 import pytest
 from river import drift, metrics, utils
 
-from jobs.results.outputs import key_metrics, read_output_dir, run_summary
+from jobs.results.outputs import read_output_dir
 from jobs.results.progress import count_lines
+from jobs.results.summary import key_metrics, run_summary
 from operators.learner import OnlineLearner
 from operators.records import parse_line
 from state.envelope import dumps, loads

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobs.cli import main
-from jobs.results.outputs import read_output_dir, reason_group, summary_table
+from jobs.results.outputs import read_output_dir, reason_group
 from jobs.results.report import write_report
+from jobs.results.summary import summary_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -188,7 +189,7 @@ def test_the_task_follows_what_the_predictions_are(tmp_path, y_pred, y_true, tas
 
 
 def test_a_run_summary_scores_no_model_that_predicts_no_label(tmp_path):
-    from jobs.results.outputs import run_summary
+    from jobs.results.summary import run_summary
 
     out = tmp_path / "out"
     _write(out, "predictions", [{"key": "k", "id": 1, "y_pred": 1, "y_true": 1, "n": 0}])
@@ -298,7 +299,7 @@ def test_a_reader_reads_each_committed_file_once_and_gives_what_a_whole_read_giv
 
 def test_summaries_show_long_keys_cut_short(tmp_path):
     """A 3 MB key was printed whole, twice, in the end-of-run summary."""
-    from jobs.results.outputs import SHOWN_KEY_CHARS, run_summary
+    from jobs.results.summary import SHOWN_KEY_CHARS, run_summary
 
     long_key = "k" * 100_000
     rows = [

@@ -124,7 +124,7 @@ def test_a_bad_spec_is_reported_by_the_zygote_as_the_learner_reports_it(monkeypa
 
 
 def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_path):
-    from jobs.results.outputs import job_summary
+    from jobs.results.summary import job_summary
 
     out = tmp_path / "out"
     (out / "predictions").mkdir(parents=True)
@@ -141,7 +141,7 @@ def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_pat
 
 
 def test_the_zygote_reads_output_committed_during_the_run_for_the_summary(zygote, tmp_path):
-    from jobs.results.outputs import job_summary
+    from jobs.results.summary import job_summary
 
     out = tmp_path / "out"
     options = dict(model_spec=SPECS["model_spec"], metric_spec=None, elapsed=3.0)
