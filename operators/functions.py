@@ -16,25 +16,27 @@ which keys each timer is for.
 
 from __future__ import annotations
 
-import ast
 import os
 import time
 from bisect import bisect_left
-from collections import OrderedDict
 from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
 from operators.live_counts import LiveCounts
-from operators.records import Fields, Rejected, parse_line, route_bucket, spread_bucket
+from operators.live_models import (
+    WRITE_AT_CHECKPOINTS,
+    WRITE_EACH_ELEMENT,
+    WRITE_ON_EVICTION,
+    LiveModels,
+)
+from operators.records import Fields, Rejected, parse_line
 from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from state import envelope
 from state.descriptors import (
-    ROUTING_BUCKETS,
     ROUTINGS,
     SPREAD,
-    SPREAD_KEYS,
     key_state_descriptor,
     label_timers_descriptor,
 )
@@ -75,30 +77,9 @@ _COUNTED = {
     Rejected: "rejected",
 }
 
-#: Unless every element writes its keys, a key's changes noted for a rollback (see ``_replay``) are
-#: folded into a pickled copy of the key after this many, and every key's after this many
-#: in all: memory stays bounded (about 300 bytes a note, so at most about 120 MB a worker),
-#: and a rollback replays at most 1,024 records. A Hoeffding tree takes 1 to 2 ms to
-#: pickle: at 256 and 200,000 the tree run at parallelism 1 spent about 4 s pickling.
-ROLLBACK_NOTES = 1024
-ROLLBACK_BUDGET = 400_000
-
-#: When ``LearnPerKey`` writes a key's model to Flink state (see its docstring).
-WRITE_EACH_ELEMENT = "element"
-WRITE_AT_CHECKPOINTS = "checkpoint"
-WRITE_ON_EVICTION = "eviction"
-
 ALERTS = OutputTag("alerts", Types.STRING())
 OUTCOMES = OutputTag("outcomes", Types.STRING())
 REJECTED = OutputTag("rejected", Types.STRING())
-
-
-def _canonical(spec: str) -> str:
-    """Specs that differ only in spacing are the same spec."""
-    try:
-        return ast.dump(ast.parse(spec.strip(), mode="eval"))
-    except SyntaxError:
-        return spec.strip()
 
 
 def _injected_failure():
@@ -174,7 +155,6 @@ class LearnPerKey(KeyedProcessFunction):
         if writes not in (WRITE_EACH_ELEMENT, WRITE_AT_CHECKPOINTS, WRITE_ON_EVICTION):
             raise ValueError(f"writes must be one of element, checkpoint, eviction: {writes!r}")
         self.writes = writes
-        self.write_through = writes == WRITE_EACH_ELEMENT
         self.on_open = on_open
 
     def open(self, runtime_context: RuntimeContext):
@@ -193,33 +173,28 @@ class LearnPerKey(KeyedProcessFunction):
         )
         # Regressors need numbers as labels; the learner knows its model's kind.
         self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
-        self.state = runtime_context.get_map_state(
+        state = runtime_context.get_map_state(
             key_state_descriptor(routing=self.routing, ttl_seconds=self.ttl_seconds)
         )
         self.label_timers = runtime_context.get_map_state(label_timers_descriptor())
-        # The models of recently seen keys, live between records. Flink state stays the
-        # source of truth: every change is written to it, and a key not in here is read
-        # from it. (A restart or rescale calls open() again, with an empty dict.)
-        self.live: OrderedDict = OrderedDict()
         # Reading a key's state costs a round trip to the JVM. A key can only have state
         # if the job restored a checkpoint (or restarted after a failure), or if this
-        # instance wrote it and let it go from ``live``; otherwise it is new: skip the read.
-        self.restored = self.restoring or runtime_context.get_attempt_number() > 0
-        self.evicted: set = set()
-        self._unflushed = 0  # changes noted for rollbacks in keys Flink does not flush
-        # Without write-through, keys that left ``live`` while another bucket was Flink's
-        # current key, per bucket: written when their bucket is current again (state is
-        # written under the current key only), before anything reads it.
-        self._unwritten: dict = {}
-        self._dirty: dict = {}  # WRITE_AT_CHECKPOINTS: bucket -> {key_id: KeyState} changed
-        self._bucket = None
-        self._known_specs = {self.model_spec}
-        self._canonical_spec = _canonical(self.model_spec)
+        # instance wrote it and let it go from memory; otherwise it is new: skip the read.
+        # (A restart or rescale calls open() again, with nothing live.)
+        self.models = LiveModels(
+            state,
+            model_spec=self.model_spec,
+            routing=self.routing,
+            ttl_seconds=self.ttl_seconds,
+            live_keys=self.live_keys,
+            writes=self.writes,
+            restored=self.restoring or runtime_context.get_attempt_number() > 0,
+        )
         self._seen = 0
         self._fail_after, self._fail_marker = _injected_failure()
         metrics = runtime_context.get_metrics_group()
         self.metrics = {name: metrics.counter(f"riverflink_{name}") for name in METRICS}
-        metrics.gauge("riverflink_keys_live", lambda: len(self.live))
+        metrics.gauge("riverflink_keys_live", lambda: len(self.models.live))
         self.time_counters = [
             metrics.counter(f"riverflink_record_us_le_{bound}") for bound in TIME_BUCKETS_US
         ] + [metrics.counter("riverflink_record_us_le_inf")]
@@ -243,24 +218,11 @@ class LearnPerKey(KeyedProcessFunction):
                 fh.write(f"failed after {self._fail_after} records\n")
             raise RuntimeError(f"riverflink: injected failure after {self._fail_after} records")
 
-    def _check_spec(self, key_state, key) -> envelope.KeyState | None:
-        if key_state is None or key_state.model_spec in self._known_specs:
-            return key_state
-        if _canonical(key_state.model_spec) != self._canonical_spec:
-            raise envelope.StateFormatError(
-                f"key {key!r} was learned with model spec {key_state.model_spec!r}, "
-                f"but this job runs {self.model_spec!r}. Restore with the same --model, "
-                "or start without --restore to train new models."
-            )
-        self._known_specs.add(key_state.model_spec)
-        return key_state
-
     def process_element(self, value, ctx):
         bucket = ctx.get_current_key()
-        self._enter(bucket)
+        self.models.enter(bucket)
         if not value:  # the router's checkpoint marker: the barrier follows
-            for key_id, key_state in self._dirty.pop(bucket, {}).items():
-                self.state.put(key_id, key_state)
+            self.models.write_marked(bucket)
             return
         now = time.time()
         if self.tag_outputs:  # one stream, "kind" in each line: kept in the order of events
@@ -313,7 +275,7 @@ class LearnPerKey(KeyedProcessFunction):
         if self._fail_after is not None:
             self._maybe_fail()
         counts["records_in"] += 1
-        key_state = self._lookup(record, bucket, now)
+        key_state = self.models.lookup(record, bucket, now)
         if not isinstance(key_state, Rejected):
             key_state = self.learner.refuse(key_state, record) or key_state
         if isinstance(key_state, Rejected):
@@ -331,11 +293,11 @@ class LearnPerKey(KeyedProcessFunction):
             if new_state.expiry_timer not in (None, timer_before):
                 timers.setdefault(new_state.expiry_timer, []).append(record.key_id)
             new_state.last_seen = now
-            self._note(new_state, (line, now))  # the text: one untracked object per record
-            self._keep(record.key_id, new_state, touched)
+            self.models.note(new_state, (line, now))  # the text: one untracked object per record
+            self.models.keep(record.key_id, new_state, touched)
         elif key_state is not None:
             # The model raised on this record and may be half-updated: rebuild the key.
-            self._keep(record.key_id, envelope.rollback(key_state, self._replay), touched)
+            self.models.keep(record.key_id, envelope.rollback(key_state, self._replay), touched)
         for item in outputs:
             kind = type(item)
             counts[_COUNTED[kind]] += 1
@@ -344,7 +306,7 @@ class LearnPerKey(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx):
         """Drop the pending predictions of this bucket's keys that waited past --label-ttl."""
-        self._enter(ctx.get_current_key())
+        self.models.enter(ctx.get_current_key())
         key_ids = self.label_timers.get(timestamp)
         if key_ids is None:
             return iter(())
@@ -354,20 +316,20 @@ class LearnPerKey(KeyedProcessFunction):
         timers: dict = {}
         counts = dict.fromkeys(METRICS, 0)
         for key_id in dict.fromkeys(key_ids):
-            key_state = self._load(key_id, now)
+            key_state = self.models.load(key_id, now)
             if key_state is None or key_state.expiry_timer != timestamp:
                 continue  # gone (--state-ttl), or its labels came and a later timer took over
             counts["labels_expired"] += self.learner.expire(key_state, now)
             if key_state.expiry_timer is not None:
                 timers.setdefault(key_state.expiry_timer, []).append(key_id)
-            self._note(key_state, (None, now))
-            self._keep(key_id, key_state, touched)
+            self.models.note(key_state, (None, now))
+            self.models.keep(key_id, key_state, touched)
         self._flush(touched, timers, ctx, counts)
         return iter(())
 
     def _flush(self, touched: dict, timers: dict, ctx, counts: dict) -> None:
         """Write the touched keys, register the new label timers, count."""
-        state = self.state
+        state = self.models.state
         for key_id, key_state in touched.items():
             state.put(key_id, key_state)
         for at, key_ids in timers.items():
@@ -379,99 +341,6 @@ class LearnPerKey(KeyedProcessFunction):
                 self.metrics[name].inc(count)
         if self.live_counts is not None:
             self.live_counts.add(counts)
-
-    def _lookup(self, record, bucket, now):
-        """The key's current state (None for a new or expired key), or Rejected."""
-        key_id = record.key_id
-        key_state = self.live.get(key_id)
-        if key_state is not None:
-            self.live.move_to_end(key_id)
-        else:
-            expected = (
-                spread_bucket(record.key, key_id, SPREAD_KEYS)
-                if self.routing == SPREAD
-                else route_bucket(record.key, key_id, ROUTING_BUCKETS)
-            )
-            if expected != bucket:
-                return Rejected(
-                    record.raw,
-                    f"key {record.key!r} reached routing bucket {bucket}, not its bucket "
-                    f"{expected}: Flink and riverflink read the key differently, so its "
-                    "model could be split. Please report this line.",
-                )
-            if self.restored or key_id in self.evicted:
-                key_state = self._check_spec(self.state.get(key_id), record.key)
-        return self._unexpired(key_state, now)
-
-    def _load(self, key_id: str, now: float):
-        """A key's current state, from ``live`` or Flink (None for a gone key)."""
-        key_state = self.live.get(key_id)
-        if key_state is None:
-            key_state = self._check_spec(self.state.get(key_id), key_id)
-        return self._unexpired(key_state, now)
-
-    def _unexpired(self, key_state, now: float):
-        if (
-            key_state is not None
-            and self.ttl_seconds
-            and now - key_state.last_seen > self.ttl_seconds
-        ):
-            # Expired. Flink's TTL also drops it from the backend, but PyFlink's Python-side
-            # state cache can still hand out an expired value, so the envelope decides.
-            return None
-        return key_state
-
-    def _keep(self, key_id: str, key_state: envelope.KeyState, touched: dict) -> None:
-        """Keep the key live and mark it for writing to Flink at the end of the element.
-
-        PyFlink holds written map entries in its write cache and pickles each once, at
-        the end of the bundle (a checkpoint ends the bundle first). Without
-        ``WRITE_EACH_ELEMENT`` a key is written at its bucket's checkpoint marker, or when
-        it leaves ``live``.
-        """
-        if self.write_through:
-            touched[key_id] = key_state
-        else:
-            key_state.__dict__["bucket"] = self._bucket  # not pickled: see envelope.dumps
-            if self.writes == WRITE_AT_CHECKPOINTS:
-                self._dirty.setdefault(self._bucket, {})[key_id] = key_state
-        self.live[key_id] = key_state
-        if len(self.live) > self.live_keys:
-            evicted, evicted_state = self.live.popitem(last=False)
-            if not self.write_through:
-                bucket = evicted_state.__dict__["bucket"]
-                self._dirty.get(bucket, {}).pop(evicted, None)  # written now or on return
-                if bucket == self._bucket:
-                    self.state.put(evicted, evicted_state)  # from now on only Flink has it
-                else:
-                    self._unwritten.setdefault(bucket, {})[evicted] = evicted_state
-            elif evicted in touched:  # written now, so a later line of this element reads it
-                self.state.put(evicted, touched.pop(evicted))
-            if not self.restored:
-                self.evicted.add(evicted)
-
-    def _enter(self, bucket) -> None:
-        """Flink's current key is now ``bucket``: write its keys that wait for that."""
-        self._bucket = bucket
-        waiting = self._unwritten.pop(bucket, None)
-        if waiting:
-            for key_id, key_state in waiting.items():
-                self.state.put(key_id, key_state)
-
-    def _note(self, key_state: envelope.KeyState, change) -> None:
-        """Note a change for :meth:`_replay`, bounded where Flink does not flush the key."""
-        noted = key_state.remember(change)
-        if self.write_through:
-            return  # Flink's flush at each bundle's end starts the key's notes anew
-        self._unflushed += 1
-        if noted >= ROLLBACK_NOTES:
-            key_state.mark_flushed()
-            self._unflushed -= noted
-        elif self._unflushed > ROLLBACK_BUDGET:
-            for live_state in self.live.values():
-                if live_state.__dict__.get("since_flush"):
-                    live_state.mark_flushed()
-            self._unflushed = 0
 
     def _replay(self, key_state, change):
         """Apply again a change noted by ``remember``: a line, or (None) an expiry.

@@ -13,7 +13,7 @@ import pickle
 import pytest
 from river import linear_model, preprocessing
 
-from operators import functions
+from operators import live_models
 from operators.functions import (
     WRITE_AT_CHECKPOINTS,
     WRITE_EACH_ELEMENT,
@@ -192,7 +192,7 @@ def test_a_key_in_another_routings_bucket_is_rejected_not_learned(routing):
     ((tag, rejected),) = function.process_element([moved], context)
     assert tag.tag_id == "rejected"
     assert "reached routing bucket" in json.loads(rejected)["error"]
-    assert function.live == {}
+    assert function.models.live == {}
 
 
 @pytest.mark.parametrize("framing", ["list", "bytes"])
@@ -200,14 +200,14 @@ def test_a_key_in_another_routings_bucket_is_rejected_not_learned(routing):
 def test_without_checkpoints_nothing_is_written_and_predictions_stay_rivers(
     monkeypatch, notes, budget, framing
 ):
-    monkeypatch.setattr(functions, "ROLLBACK_NOTES", notes)
-    monkeypatch.setattr(functions, "ROLLBACK_BUDGET", budget)
+    monkeypatch.setattr(live_models, "ROLLBACK_NOTES", notes)
+    monkeypatch.setattr(live_models, "ROLLBACK_BUDGET", budget)
     records, lines = _records()
     predictions, rejected, state, function = _run(lines, writes=WRITE_ON_EVICTION, framing=framing)
     assert _sorted(predictions) == _expected(records)  # rollbacks replay onto the right base
     assert len(rejected) == len(lines) - len(records)
     assert state.writes == 0
-    longest = max(len(s.__dict__.get("since_flush", ())) for s in function.live.values())
+    longest = max(len(s.__dict__.get("since_flush", ())) for s in function.models.live.values())
     assert longest < min(notes, budget + 1)
 
 
@@ -248,7 +248,7 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
         for bucket, entries in state.maps.items():
             context.key = bucket
             for key_id in entries:
-                expected = function.live.get(key_id)
+                expected = function.models.live.get(key_id)
                 if expected is not None:
                     assert state.get(key_id).n == expected.n, key_id
                     checked.append(key_id)
