@@ -9,7 +9,17 @@ import pathlib
 import sys
 
 import pytest
-from river import anomaly, base, cluster, compose, drift, linear_model, optim, preprocessing
+from river import (
+    anomaly,
+    base,
+    cluster,
+    compose,
+    drift,
+    feature_extraction,
+    linear_model,
+    optim,
+    preprocessing,
+)
 
 from state import spec
 from state.spec import SpecError, is_binary_detector, model_kind, parse_detector, parse_model
@@ -272,15 +282,53 @@ def test_pipeline_steps_before_the_last_must_transform(text, named):
 
 
 @pytest.mark.parametrize(
-    "text",
+    "text, by_hand",
     [
-        "preprocessing.StandardScaler | preprocessing.OneHotEncoder | linear_model.PAClassifier",
-        "anomaly.QuantileFilter(anomaly.HalfSpaceTrees(), q=0.95) | linear_model.Perceptron()",
-        "feature_extraction.PolynomialExtender() | linear_model.LinearRegression()",
+        (
+            "preprocessing.StandardScaler | preprocessing.OneHotEncoder"
+            " | linear_model.PAClassifier",
+            lambda: (
+                preprocessing.StandardScaler()
+                | preprocessing.OneHotEncoder()
+                | linear_model.PAClassifier()
+            ),
+        ),
+        (
+            "anomaly.QuantileFilter(anomaly.HalfSpaceTrees(seed=7), q=0.95)"
+            " | linear_model.Perceptron()",
+            lambda: (
+                anomaly.QuantileFilter(anomaly.HalfSpaceTrees(seed=7), q=0.95)
+                | linear_model.Perceptron()
+            ),
+        ),
+        (
+            "feature_extraction.PolynomialExtender() | linear_model.LinearRegression()",
+            lambda: feature_extraction.PolynomialExtender() | linear_model.LinearRegression(),
+        ),
     ],
+    ids=["transformers", "anomaly-filter", "feature-extractor"],
 )
-def test_transformers_and_anomaly_filters_may_come_first(text):
-    model = parse_model(text)
-    x = {"a": 1.0, "b": 2.0}
-    model.learn_one(x, 1.0)
-    model.predict_one(x)
+def test_transformers_and_anomaly_filters_may_come_first(text, by_hand):
+    """Accepted, and built as the same pipeline as by hand: it learns and predicts alike."""
+    model, expected = parse_model(text), by_hand()
+    assert isinstance(model, compose.Pipeline)
+    assert list(model.steps) == list(expected.steps)
+    *first, last = model.steps.values()
+    assert first and all(
+        isinstance(step, (base.Transformer, anomaly.base.AnomalyFilter)) for step in first
+    )
+    assert model_kind(model) == model_kind(last) == model_kind(expected)
+    classifier = model_kind(model) == "classifier"
+
+    def predicted(pipeline, x):
+        return pipeline.predict_proba_one(x) if classifier else pipeline.predict_one(x)
+
+    probe = {"x": 0.7, "y": 0.1}
+    untrained = predicted(model, probe)
+    for x, y in RECORDS * 4:
+        label = y if classifier else float(y) + x["x"]
+        assert predicted(model, x) == predicted(expected, x)
+        model.learn_one(x, label)
+        expected.learn_one(x, label)
+    assert predicted(model, probe) == predicted(expected, probe)
+    assert predicted(model, probe) != untrained, "the pipeline learned"
