@@ -163,7 +163,7 @@ class LearnPerKey(KeyedProcessFunction):
         from operators.learner import OnlineLearner
 
         if self.on_open is not None:
-            self.on_open()  # the job's worker set-up (riverflink's: jobs.accel.worker_setup)
+            self.on_open()  # the job's worker set-up (jobs.accel.worker)
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,

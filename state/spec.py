@@ -27,7 +27,8 @@ import importlib
 import inspect
 import pkgutil
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import river
 from river import base, compose

@@ -33,14 +33,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = [
-    "ACCELERATE",
-    "SWITCHES",
-    "enabled",
-    "turn_off",
-    "worker_setup",
-    "worker_setup_for_job",
-]
+__all__ = ["ACCELERATE", "SWITCHES", "enabled", "turn_off"]
 
 #: The master switch: ``RIVERFLINK_ACCELERATE=0`` turns every accelerator off.
 ACCELERATE = "RIVERFLINK_ACCELERATE"
@@ -83,28 +76,3 @@ def turn_off(name: str, reason: object) -> None:
         f"({SWITCHES[name]}=0 silences this): {text[0] if text else type(reason).__name__}",
         file=sys.stderr,
     )
-
-
-def worker_setup(off: frozenset = frozenset()) -> None:
-    """Patches for a Python worker, run by the learning operator as it opens.
-
-    ``off``: the accelerators switched off where the job was built. A cluster's workers
-    do not share the environment of the client that submitted the job, so the client's
-    switches travel with the job (see :func:`worker_setup_for_job`).
-    """
-    for name in off:
-        os.environ[SWITCHES[name]] = "0"
-    from jobs.accel.sampler import shorten_sampling
-    from jobs.accel.state_commit import pipeline_commits
-
-    pipeline_commits()
-    shorten_sampling()
-
-
-def worker_setup_for_job():
-    """The learning operator's ``on_open`` hook for a job built in this process: a
-    picklable call of :func:`worker_setup` that carries this process's switches."""
-    import functools
-
-    off = frozenset(name for name in SWITCHES if not enabled(name))
-    return functools.partial(worker_setup, off=off)

@@ -16,7 +16,7 @@ PyFlink alone (correct, only slower) with one warning line.
 
 ``RIVERFLINK_STATE_COMMIT=0`` (or ``RIVERFLINK_ACCELERATE=0``) leaves PyFlink's commit
 as it is. The switch of the process that builds the job travels with it, to a
-cluster's workers too (``jobs.accel.worker_setup_for_job``).
+cluster's workers too (``jobs.accel.worker.worker_setup_for_job``).
 """
 
 from __future__ import annotations

@@ -130,8 +130,8 @@ def _restored_checkpoint(settings) -> Path | None:
     for any other start: another input leaves that job's checkpoints its own)."""
     if settings.restore != "latest" or not settings.checkpoint_dir or settings.is_socket:
         return None
+    from jobs.config.checkpoints import holds_operator, latest_checkpoint
     from jobs.pipeline.uids import UIDS, file_source_uid
-    from jobs.runtime.checkpoints import holds_operator, latest_checkpoint
 
     found = latest_checkpoint(settings.checkpoint_dir)
     uids = (file_source_uid(settings.source, settings.follow), UIDS["source"])

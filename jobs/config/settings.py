@@ -273,7 +273,7 @@ def _check_fresh_output(output: str) -> None:
     if not earlier:
         return
     hint = "choose a new --output or remove this one"
-    from jobs.runtime.checkpoints import latest_checkpoint
+    from jobs.config.checkpoints import latest_checkpoint
 
     if latest_checkpoint(str(root / "_checkpoints")) is not None:
         hint += (
@@ -297,7 +297,7 @@ def _check_restore_path(restore: str) -> None:
         raise SettingsError(f"--restore {restore}: no such checkpoint or savepoint")
     if path.is_file() and path.name == "_metadata" or (path / "_metadata").is_file():
         return
-    from jobs.runtime.checkpoints import latest_checkpoint
+    from jobs.config.checkpoints import latest_checkpoint
 
     if path.is_dir() and latest_checkpoint(str(path)) is not None:
         raise SettingsError(

@@ -25,7 +25,7 @@ def build_job(env, settings: JobSettings, *, on_open=None) -> None:
     The specs are not checked here (that imports River): callers check them first
     (:func:`jobs.config.specs.check_specs`), or beside, as a local run does.
     ``on_open``: a picklable function each Python worker calls as the learning operator
-    opens (the runtime passes :func:`jobs.accel.worker_setup`).
+    opens (the runtime passes :func:`jobs.accel.worker.worker_setup_for_job`).
     """
     from pyflink.common import Types
 

@@ -26,8 +26,8 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
     checkpoint barrier; ``routing`` (``state.descriptors``) is ``spread`` unless the
     restored state was written with ``hash`` routing or only Flink SQL can route.
     """
+    from jobs.config.checkpoints import execution_mode_of
     from jobs.pipeline.router_jar import router_jar
-    from jobs.runtime.checkpoints import execution_mode_of
     from state.descriptors import HASH, HASH_STATE_NAME, KEY_STATE_NAME, SPREAD
 
     restore = restore_path(env, settings)
@@ -41,7 +41,7 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
                 file=sys.stderr,
             )
         if os.environ.get("RIVERFLINK_ROUTER", "") != "java":
-            from jobs.runtime.checkpoints import holds_sql_windows
+            from jobs.config.checkpoints import holds_sql_windows
 
             if holds_sql_windows(restore):
                 print(

@@ -65,7 +65,7 @@ def lines_of(env, settings: JobSettings):
     fmt = StreamFormat.text_line_format("ISO-8859-1")
     if settings.savepoint_on_exit:
         # Tasks must stay alive for the final savepoint: read exactly today's files, never finish.
-        from jobs.runtime.exit_savepoint import input_files
+        from jobs.config.inputs import input_files
 
         paths = [str(p.resolve()) for p in input_files(settings.source)]
         builder = FileSource.for_record_stream_format(fmt, *paths).monitor_continuously(
@@ -96,7 +96,7 @@ def source_uid(settings: JobSettings, restore: str | None) -> str:
     (nothing that arrived since), or a one-time read as following from scratch (what was
     read, learned twice).
     """
-    from jobs.runtime.checkpoints import holds_operator
+    from jobs.config.checkpoints import holds_operator
 
     if settings.savepoint_on_exit:
         import uuid
@@ -131,7 +131,7 @@ def restore_path(env, settings: JobSettings) -> str | None:
     for key in ("execution.state-recovery.path", "execution.savepoint.path"):
         value = j_conf.getString(key, "")
         if value:
-            from jobs.runtime.exit_savepoint import local_path
+            from jobs.config.inputs import local_path
 
             return local_path(value)
     return settings.restore

@@ -21,7 +21,7 @@ def flink_configuration(settings: JobSettings):
     """Flink's configuration for this job: ``flink-conf/config.yaml`` + job settings."""
     from pyflink.common import Configuration
 
-    from jobs.runtime.checkpoints import latest_checkpoint
+    from jobs.config.checkpoints import latest_checkpoint
 
     conf = Configuration()
     for key, value in flink_settings().items():
@@ -86,7 +86,7 @@ def flink_configuration(settings: JobSettings):
 
 def _check_execution_mode(restore: str, mode: str) -> None:
     """Refuse a restore whose models this job could not see (they would restart from scratch)."""
-    from jobs.runtime.checkpoints import execution_mode_of
+    from jobs.config.checkpoints import execution_mode_of
     from state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES, ROUTINGS
 
     for old_name in OLD_STATE_NAMES:
@@ -112,7 +112,7 @@ def _check_execution_mode(restore: str, mode: str) -> None:
 
 def _check_backend(restore: str, backend: str) -> None:
     """Refuse a checkpoint of another state backend: Flink fails on it deep in the restore."""
-    from jobs.runtime.checkpoints import backend_of
+    from jobs.config.checkpoints import backend_of
 
     written = backend_of(restore)
     if written is not None and written != backend.strip().lower():

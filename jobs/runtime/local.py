@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from jobs.accel import worker_setup_for_job
+from jobs.accel.worker import worker_setup_for_job
 from jobs.config.flink_conf import flink_settings, use_project_conf_dir
 from jobs.config.settings import JobSettings
 from jobs.config.specs import check_specs, learner_options

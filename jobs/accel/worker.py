@@ -1,0 +1,37 @@
+"""The learning operator's worker set-up: the patches a Python worker takes as it opens.
+
+The runtime hands :func:`worker_setup_for_job` to the pipeline, which passes it to
+``operators.functions.LearnPerKey`` as its ``on_open`` hook, so the operators never
+import the accelerators.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from jobs.accel import SWITCHES, enabled
+from jobs.accel.sampler import shorten_sampling
+from jobs.accel.state_commit import pipeline_commits
+
+__all__ = ["worker_setup", "worker_setup_for_job"]
+
+
+def worker_setup(off: frozenset = frozenset()) -> None:
+    """Patches for a Python worker, run by the learning operator as it opens.
+
+    ``off``: the accelerators switched off where the job was built. A cluster's workers
+    do not share the environment of the client that submitted the job, so the client's
+    switches travel with the job (see :func:`worker_setup_for_job`).
+    """
+    for name in off:
+        os.environ[SWITCHES[name]] = "0"
+    pipeline_commits()
+    shorten_sampling()
+
+
+def worker_setup_for_job():
+    """The learning operator's ``on_open`` hook for a job built in this process: a
+    picklable call of :func:`worker_setup` that carries this process's switches."""
+    off = frozenset(name for name in SWITCHES if not enabled(name))
+    return functools.partial(worker_setup, off=off)

@@ -1,0 +1,161 @@
+"""The shape of the code: one-way layers, no import circle, short modules.
+
+Dependencies point one way: cli -> runtime -> pipeline -> config -> operators -> state.
+The accelerators (jobs.accel) are used by the runtime and nothing below it; cluster
+and results sit beside the runtime. Every import counts, also one inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("jobs", "operators", "state")
+MAX_LINES = 500
+
+
+def _modules() -> dict:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set:
+    """The project modules ``name`` imports (a package's ``__init__`` included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        out.update(t for t in targets if t in MODULES and t != name)
+    return out
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+#: What each layer may import, besides itself. Prefix match on module names.
+ALLOWED = {
+    "state": ("state",),
+    "operators": ("operators", "state"),
+    "jobs.config": ("jobs.config", "operators", "state"),
+    "jobs.pipeline": ("jobs.pipeline", "jobs.config", "operators", "state"),
+    "jobs.accel": (
+        "jobs.accel",
+        "jobs.config",
+        "jobs.pipeline.router_jar",
+        "jobs.results",
+        "operators",
+        "state",
+    ),
+    "jobs.results": ("jobs.results", "jobs.config", "operators", "state"),
+    "jobs.runtime": (
+        "jobs.runtime",
+        "jobs.accel",
+        "jobs.pipeline",
+        "jobs.config",
+        "jobs.results",
+        "operators",
+        "state",
+    ),
+    "jobs.cluster": (
+        "jobs.cluster",
+        "jobs.accel",
+        "jobs.pipeline.router_jar",
+        "jobs.config",
+        "jobs.config.checkpoints",
+        "operators",
+        "state",
+    ),
+    "jobs.cli": ("jobs", "operators", "state"),
+    "jobs.online_learning": ("jobs.cli",),
+}
+
+
+def _layer(name: str) -> str:
+    return max(
+        (layer for layer in ALLOWED if name == layer or name.startswith(layer + ".")), key=len
+    )
+
+
+def _within(target: str, prefixes) -> bool:
+    return any(target == p or target.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "jobs"))
+def test_imports_point_one_way(name):
+    allowed = ALLOWED[_layer(name)]
+    wrong = sorted(t for t in GRAPH[name] if t != "jobs" and not _within(t, allowed))
+    assert not wrong, f"{name} imports {wrong}; its layer may import {allowed}"
+
+
+def test_the_command_line_is_imported_by_nothing():
+    importers = sorted(
+        name
+        for name, targets in GRAPH.items()
+        if any(_within(t, ("jobs.cli",)) for t in targets)
+        and not _within(name, ("jobs.cli",))
+        and name != "jobs.online_learning"
+    )
+    assert importers == []
+
+
+def test_no_import_circle():
+    """Depth-first search for a back edge over every import of every module."""
+    state: dict = {}
+    path: list = []
+
+    def visit(name):
+        state[name] = "open"
+        path.append(name)
+        for target in sorted(GRAPH[name]):
+            if state.get(target) == "open":
+                circle = path[path.index(target) :] + [target]
+                pytest.fail("import circle: " + " -> ".join(circle))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[name] = "done"
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_are_short(name):
+    lines = MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_LINES, f"{MODULES[name]} has {lines} lines (at most {MAX_LINES})"
+
+
+def test_the_pure_logic_imports_no_flink():
+    """The per-key logic and the state envelope are tested without a JVM."""
+    for name in (
+        "operators.learner",
+        "operators.records",
+        "operators.results",
+        "operators.live_models",
+        "state.envelope",
+        "state.spec",
+    ):
+        source = MODULES[name].read_text(encoding="utf-8")
+        assert "pyflink" not in source.replace("PyFlink", ""), name
