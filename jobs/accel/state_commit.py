@@ -61,6 +61,8 @@ def _send(map_state, handler_cls):
 
 
 def _has_expected_internals(state_impl) -> bool:
+    if getattr(state_impl, "SynchronousKvRuntimeState", None) is None:
+        return False  # the class of the states in ``_all_states``
     map_cls = getattr(state_impl, "InternalSynchronousMapRuntimeState", None)
     backend_cls = getattr(state_impl, "RemoteKeyedStateBackend", None)
     handler_cls = getattr(state_impl, "CachingMapStateHandler", None)
@@ -70,7 +72,12 @@ def _has_expected_internals(state_impl) -> bool:
     return (
         set(_MAP_STATE_FIELDS) <= set(map_cls.__init__.__code__.co_names)
         and set(_BACKEND_FIELDS) <= set(backend_cls.__init__.__code__.co_names)
-        and all(hasattr(handler_cls, op) for op in ("SET_VALUE", "SET_NONE", "DELETE", "extend"))
+        and all(
+            hasattr(handler_cls, op)
+            for op in ("SET_VALUE", "SET_NONE", "DELETE", "extend", "clear")
+        )
+        and {"namespace", "_internal_state"}
+        <= set(state_impl.SynchronousKvRuntimeState.__init__.__code__.co_names)
         and hasattr(backend_cls, "_encode_namespace")
         and hasattr(backend_cls, "commit_internal_state")
     )

@@ -73,10 +73,23 @@ public final class LoopbackAgent {
                 return null;
             }
             try {
-                return bindToAddress(bytes);
+                return bindToAddress(bytes, loader);
             } catch (Throwable e) { // left as it is: Flink still works
                 return null;
             }
+        }
+    }
+
+    /** Whether the builder (internal name) has the {@code forAddress(SocketAddress)} the
+     * changed class calls: without it, the class would fail where it creates a server. */
+    static boolean hasForAddress(String builder, ClassLoader loader) {
+        try {
+            ClassLoader where = loader != null ? loader : ClassLoader.getSystemClassLoader();
+            Class.forName(builder.replace('/', '.'), false, where)
+                    .getMethod("forAddress", SocketAddress.class);
+            return true;
+        } catch (ReflectiveOperationException | LinkageError missing) {
+            return false;
         }
     }
 
@@ -94,7 +107,7 @@ public final class LoopbackAgent {
             }
             original = in.readAllBytes();
         }
-        byte[] patched = bindToAddress(original);
+        byte[] patched = bindToAddress(original, loader);
         if (patched == null) {
             return "unchanged: " + TARGET + " is not as expected";
         }
@@ -110,7 +123,7 @@ public final class LoopbackAgent {
      * <p>The two calls are rewritten in place (two 3-byte instructions for two), with four
      * constant-pool entries appended for them, so no offset in the class moves.
      */
-    static byte[] bindToAddress(byte[] bytes) throws IOException {
+    static byte[] bindToAddress(byte[] bytes, ClassLoader loader) throws IOException {
         ConstantPool pool = ConstantPool.read(bytes);
         if (pool == null) {
             return null;
@@ -128,7 +141,7 @@ public final class LoopbackAgent {
                 }
             }
         }
-        if (getPort < 0 || forPort < 0) {
+        if (getPort < 0 || forPort < 0 || !hasForAddress(builder, loader)) {
             return null;
         }
         byte[] call = {
