@@ -1,4 +1,6 @@
-"""Helpers for integration tests: run the real CLI (real mini-cluster), read its output."""
+"""Helpers for integration tests: run the real CLI (real mini-cluster), read its output,
+compare it with plain River (``tests/reference.py``); the ``accelerate`` fixture runs a
+test's jobs with riverflink's accelerators on or off, and checks which they were."""
 
 from __future__ import annotations
 
@@ -7,10 +9,14 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,32 +30,279 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+def job_env(env: dict | None = None) -> dict:
+    """The environment of a run: this one, riverflink's code on the path, and ``env``."""
+    return dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+
+
+#: The session watch (see :class:`_Watch`) of every job these helpers started, in order.
+_STARTED: list = []
+
+
+def start_job(
+    *args: str,
+    module: str = "jobs.online_learning",
+    python: str = sys.executable,
+    cwd: Path = REPO,
+    env: dict | None = None,
+    **popen,
+) -> subprocess.Popen:
+    """``python -m module ARGS`` started in a session of its own (its JVM and workers
+    join it: :func:`stop_job` ends them all), its output on pipes, as text, unless
+    ``popen`` says otherwise; watched (see :func:`accelerate`)."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    proc = subprocess.Popen(
+        [python, "-m", module, *args],
+        cwd=cwd,
+        env=job_env(env),
+        start_new_session=True,
+        **popen,
+    )
+    watch = _Watch(proc)
+    watch.start()
+    _STARTED.append(watch)
+    return proc
+
+
+def stop_job(proc: subprocess.Popen) -> None:
+    """Kill the job's whole session (kill -9), whatever is left of it, and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+@contextmanager
+def running(*args: str, **options):
+    """:func:`start_job` for the ``with`` block; killed (:func:`stop_job`) when it ends."""
+    proc = start_job(*args, **options)
+    try:
+        yield proc
+    finally:
+        stop_job(proc)
+
+
 def run_cli(
-    *args: str, timeout: float = 240, cwd: Path = REPO, env: dict | None = None
+    *args: str,
+    timeout: float = 240,
+    cwd: Path = REPO,
+    env: dict | None = None,
+    module: str = "jobs.online_learning",
 ) -> subprocess.CompletedProcess:
-    """``python -m jobs.online_learning ARGS`` as a user would run it.
+    """``python -m jobs.online_learning ARGS`` as a user would run it (or ``module``).
 
     Each run logs Flink to its own directory. A run that outlives ``timeout`` fails the
     test with what it was doing: the JVM's thread dump (``kill -3``) and the log's tail.
     """
     log_dir = Path(tempfile.mkdtemp(prefix="riverflink-flink-log-"))
-    env = dict(os.environ, PYTHONPATH=str(REPO), FLINK_LOG_DIR=str(log_dir), **(env or {}))
-    command = [sys.executable, "-m", "jobs.online_learning", *args]
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc = start_job(
+        *args, module=module, cwd=cwd, env={"FLINK_LOG_DIR": str(log_dir), **(env or {})}
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(_hang_report(proc, timeout, log_dir), pytrace=False)
     shutil.rmtree(log_dir, ignore_errors=True)
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def run_ok(*args: str, **options) -> subprocess.CompletedProcess:
+    """:func:`run_cli`, which must succeed."""
+    result = run_cli(*args, **options)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@dataclass
+class Finished:
+    """A run that succeeded: what it printed, and what it committed to its output."""
+
+    stdout: str
+    stderr: str
+    out: dict  # kind ("predictions", "alerts", "outcomes", "rejected") -> rows
+
+    @property
+    def last_line(self) -> str:
+        """Its last line on stdout: with --savepoint-on-exit, the savepoint's path."""
+        return self.stdout.strip().splitlines()[-1]
+
+
+def run_job(source: Path, output: Path, *args: str, **options) -> Finished:
+    """Run riverflink on ``source`` with ``--output output`` and ``ARGS``; it must succeed."""
+    result = run_ok("--source", str(source), "--output", str(output), *args, **options)
+    return Finished(result.stdout, result.stderr, read_output(output))
+
+
+def stdout_rows(stdout: str) -> list:
+    """The rows a run printed (``--output -``): every line is one."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def stdout_output(stdout: str) -> dict:
+    """The rows a run printed (``--output -``) by kind, as :func:`read_output` reads them
+    from an output directory (without their ``kind``)."""
+    out: dict = {"predictions": [], "alerts": [], "outcomes": [], "rejected": []}
+    names = {"prediction": "predictions", "alert": "alerts", "outcome": "outcomes"}
+    for row in stdout_rows(stdout):
+        kind = row.pop("kind")
+        out[names.get(kind, kind)].append(row)
+    return out
+
+
+def wait_until(condition, proc: subprocess.Popen, *, timeout: float = 120, interval=0.5):
+    """``condition()``'s first true value, polled while ``proc`` runs (the test fails if it
+    ends first); after ``timeout`` seconds, its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr and not proc.stderr.closed else ""
+            pytest.fail(f"the job ended (exit {proc.returncode}): {err[-3000:]}", pytrace=False)
+        time.sleep(interval)
+
+
+def wait_for_rows(directory: Path, count: int, proc: subprocess.Popen, timeout=120) -> list:
+    """The rows committed under ``directory`` once there are ``count``, while ``proc`` runs."""
+
+    def enough():
+        rows = read_lines(directory)
+        return rows if len(rows) >= count else None
+
+    rows = wait_until(enough, proc, timeout=timeout)
+    if not rows:
+        raise AssertionError(f"fewer than {count} rows committed after {timeout} s")
+    return rows
+
+
+def line_server() -> socket.socket:
+    """A listening TCP socket on 127.0.0.1 (a free port) whose accept waits 2 minutes."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(120)
+    return server
+
+
+class SocketFeed:
+    """A job reading ``socket://`` from a server this test runs, printing to stdout.
+
+    In a ``with`` block, the job has connected: :meth:`send` records, :meth:`read_until`
+    its rows as it answers, :meth:`finish` (the input ends); killed when the block ends.
+    """
+
+    def __init__(self, *args: str, stderr=subprocess.DEVNULL, env: dict | None = None):
+        self.server = line_server()
+        source = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.proc = start_job("--output", "-", *args, "--source", source, stderr=stderr, env=env)
+        self.conn = None
+        self.rows: list = []
+        self.stderr = ""
+
+    def __enter__(self) -> SocketFeed:
+        try:
+            self.conn, _ = self.server.accept()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.server.close()
+        stop_job(self.proc)
+
+    def send(self, records: list) -> None:
+        self.conn.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+
+    def read_until(self, done) -> list:
+        """The rows printed so far, read until ``done(rows)``."""
+        while not done(self.rows):
+            line = self.proc.stdout.readline()
+            assert line, "the job ended early"
+            self.rows.append(json.loads(line))
+        return self.rows
+
+    def finish(self, timeout: float = 120) -> list:
+        """Close the connection: the input ends. Every row, once the job has ended well."""
+        self.conn.close()
+        self.conn = None
+        rest, err = self.proc.communicate(timeout=timeout)
+        self.rows.extend(stdout_rows(rest))
+        self.stderr = err or ""
+        assert self.proc.returncode == 0, self.stderr[-3000:]
+        return self.rows
+
+
+class _Watch(threading.Thread):
+    """Which accelerators a job's processes show, read from ``/proc`` while it runs.
+
+    ``fork``: the warm worker fork (a zygote process, or a process given its socket in
+    ``RIVERFLINK_ZYGOTE``, as the JVM and the workers' launcher are);
+    ``class_archive``: a JVM started with riverflink's class-data archive.
+    """
+
+    def __init__(self, proc: subprocess.Popen):
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.seen: set = set()
+
+    def run(self) -> None:
+        from jobs.accel.worker_fork import SOCKET_ENV, Zygote
+
+        zygote, socket_env = Zygote.__module__.encode(), SOCKET_ENV.encode() + b"="
+        looked = set()
+        while True:
+            ended = self.proc.poll() is not None
+            for pid in session_pids(self.proc.pid):
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if (pid, tuple(argv)) in looked:
+                    continue
+                looked.add((pid, tuple(argv)))
+                if zygote in argv or any(v.startswith(socket_env) for v in environ):
+                    self.seen.add("fork")
+                if any(a.startswith(b"-XX:SharedArchiveFile=") for a in argv):
+                    self.seen.add("class_archive")
+            if ended:
+                return
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def accelerate(request, monkeypatch):
+    """``"on"`` (the default) or ``"off"``: the jobs this test starts run with riverflink's
+    accelerators, or with ``RIVERFLINK_ACCELERATE=0`` (every one off). Parametrize it
+    indirectly: ``@pytest.mark.parametrize("accelerate", ["on", "off"], indirect=True)``.
+
+    After the test, what the jobs' processes showed must agree: with "off", no run forked
+    its workers or mapped the class archive; with "on", some run forked its workers (so
+    the watch does see an accelerator where there is one).
+    """
+    mode = getattr(request, "param", "on")
+    assert mode in ("on", "off"), mode
+    if mode == "off":
+        monkeypatch.setenv("RIVERFLINK_ACCELERATE", "0")
+    else:
+        monkeypatch.delenv("RIVERFLINK_ACCELERATE", raising=False)
+    first = len(_STARTED)
+    yield mode
+    watches = _STARTED[first:]
+    assert watches, "the test started no job"
+    for watch in watches:
+        watch.join(timeout=30)
+    seen = set().union(*(watch.seen for watch in watches))
+    if mode == "off":
+        assert seen == set(), f"RIVERFLINK_ACCELERATE=0, yet a run used: {sorted(seen)}"
+    else:
+        assert "fork" in seen, "no run forked its workers from a warm process"
 
 
 def session_pids(session: int) -> list:
@@ -146,6 +399,12 @@ def read_lines(directory: Path) -> list:
     return out
 
 
+def part_writers(directory: Path) -> set:
+    """Who wrote the committed part files under ``directory``: each subtask of Flink's file
+    sink names its files ``part-<its own UUID>-<counter>.jsonl``."""
+    return {part.name.rsplit("-", 1)[0] for part in Path(directory).glob("part-*")}
+
+
 def read_output(directory: Path) -> dict:
     return {
         name: read_lines(Path(directory) / name)
@@ -192,3 +451,54 @@ def write_jsonl(path: Path, records: list, extra_lines=()) -> Path:
         for line in extra_lines:
             fh.write(line + "\n")
     return path
+
+
+def flink_conf(directory: Path, old: str, new: str) -> dict:
+    """riverflink's Flink configuration copied to ``directory``, with its setting ``old``
+    (which it must have) written as ``new``: the environment of a run that reads it."""
+    shutil.copytree(REPO / "flink-conf", directory)
+    config = directory / "config.yaml"
+    text = config.read_text()
+    assert old in text, f"flink-conf/config.yaml has no {old!r}"
+    config.write_text(text.replace(old, new))
+    return {"FLINK_CONF_DIR": str(directory)}
+
+
+def default_model():
+    """riverflink's default --model, built by hand."""
+    from river import linear_model, preprocessing
+
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def river_rows(records: list, make_model=default_model, **options) -> dict:
+    """Plain River's output for ``records`` (:func:`tests.reference.reference_run`), each
+    kind's rows in input order, as they read after a trip through JSON, as the job's do.
+
+    ``options`` go to ``reference_run``; the drift detector is riverflink's default
+    (``drift.ADWIN()``) unless they name one (``make_detector=None``: none).
+    """
+    from river import drift
+
+    from tests.reference import reference_run
+
+    options = {"make_detector": drift.ADWIN, "detector_spec": "drift.ADWIN()", **options}
+    return {
+        kind: jsonable(rows) for kind, rows in reference_run(records, make_model, **options).items()
+    }
+
+
+def assert_like_river(
+    out: dict,
+    records: list,
+    make_model=default_model,
+    *,
+    kinds=("predictions", "alerts"),
+    **options,
+) -> dict:
+    """Per key, the job's rows of each of ``kinds`` are plain River's (see :func:`river_rows`,
+    which gets ``options``); returns River's rows."""
+    want = river_rows(records, make_model, **options)
+    for kind in kinds:
+        assert by_key(out[kind]) == by_key(want[kind]), f"{kind}: not as in plain River"
+    return want

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.conftest import by_key, drifting_stream, jsonable, read_lines, run_cli
-from tests.integration.test_parity import default_model
-from tests.reference import reference_predictions
+from tests.integration.conftest import assert_like_river, drifting_stream, run_job
 
 BAD = [
     (b"this is not json", "invalid JSON"),
@@ -44,15 +42,10 @@ def test_bad_lines_rejected_and_valid_records_untouched(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(mixed) + b"\n")
 
-    result = run_cli(
-        "--source", str(source), "--output", str(tmp_path / "out"), "--parallelism", "2"
-    )
-    assert result.returncode == 0, result.stderr
+    out = run_job(source, tmp_path / "out", "--parallelism", "2").out
 
-    predictions = read_lines(tmp_path / "out" / "predictions")
-    rejected = read_lines(tmp_path / "out" / "rejected")
-    expected, _ = reference_predictions(records, default_model)
-    assert by_key(predictions) == by_key(jsonable(expected))
+    rejected = out["rejected"]
+    assert_like_river(out, records, kinds=["predictions"])
     n_bad = sum(1 for i in range(len(lines)) if i % 80 == 5) + len(BAD)
     assert len(rejected) == n_bad
     for row in rejected:
@@ -80,23 +73,14 @@ def test_a_record_the_model_raises_on_leaves_the_key_untouched(tmp_path):
     source.write_text("\n".join(lines) + "\n")
 
     # checkpoints every second: rollbacks happen both before and after state flushes
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--parallelism",
-        "2",
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt"),
-        "--checkpoint-interval",
-        "1",
-    )
-    assert result.returncode == 0, result.stderr
+    out = run_job(
+        source,
+        tmp_path / "out",
+        *("--parallelism", "2", "--checkpoint-interval", "1"),
+        *("--checkpoint-dir", str(tmp_path / "ckpt")),
+    ).out
 
-    rejected = read_lines(tmp_path / "out" / "rejected")
+    rejected = out["rejected"]
     assert len(rejected) == len(bad_at)
     assert all("the model raised ValueError" in r["error"] for r in rejected)
-    predictions = read_lines(tmp_path / "out" / "predictions")
-    expected, _ = reference_predictions(records, default_model)
-    assert by_key(predictions) == by_key(jsonable(expected))
+    assert_like_river(out, records, kinds=["predictions"])

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
 import pytest
 
-from tests.integration.conftest import drifting_stream, read_lines, run_cli, write_jsonl
+from tests.integration.conftest import (
+    drifting_stream,
+    part_writers,
+    read_lines,
+    run_cli,
+    run_ok,
+    write_jsonl,
+)
 
 
 @pytest.fixture
@@ -60,8 +68,9 @@ def test_missing_source_and_output(tmp_path):
 
 
 def test_job_file_with_flag_override_and_custom_fields(tmp_path):
+    users = ("ann", "bob", "cy")  # routed to both subtasks at parallelism 2: bob to the first
     records = [
-        {"user": f"u{i % 3}", "event": i, "a": i % 7, "b": -i, "noise": 1.0, "clicked": i % 2 == 0}
+        {"user": users[i % 3], "event": i, "a": i % 7, "b": -i, "noise": 1.0, "clicked": i % 2 == 0}
         for i in range(300)
     ]
     write_jsonl(tmp_path / "events.jsonl", records)
@@ -76,15 +85,25 @@ def test_job_file_with_flag_override_and_custom_fields(tmp_path):
         "parallelism: 1\n"
         "model: tree.HoeffdingTreeClassifier()\n"
     )
-    result = run_cli("--config", str(tmp_path / "job.yaml"), "--parallelism", "2", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    log = tmp_path / "log"
+    run_ok(
+        *("--config", str(tmp_path / "job.yaml"), "--parallelism", "2"),
+        cwd=tmp_path,
+        env={"FLINK_LOG_DIR": str(log)},
+    )
     rows = read_lines(tmp_path / "out" / "predictions")
     assert len(rows) == 300
-    assert {r["key"] for r in rows} == {"u0", "u1", "u2"}
+    assert {r["key"] for r in rows} == set(users)
     assert sorted(r["id"] for r in rows) == list(range(300))
     first = [r for r in rows if r["n"] == 0]
     assert len(first) == 3 and all(r["y_pred"] is None for r in first)
     assert json.loads(json.dumps(rows[0]))["y_true"] in (True, False)
+    # --parallelism 2 won over the job file's 1: the learning operator ran as two
+    # subtasks, and both wrote predictions, each to part files of its own
+    logged = "".join(path.read_text() for path in log.glob("*.log"))
+    finished = re.findall(r"learn per key .* \((\d+)/(\d+)\).* to FINISHED", logged)
+    assert set(finished) == {("1", "2"), ("2", "2")}, finished
+    assert len(part_writers(tmp_path / "out" / "predictions")) == 2
 
 
 def test_a_run_copies_no_rpc_system_to_the_temporary_directory(tmp_path):
@@ -109,14 +128,13 @@ def test_a_run_copies_no_rpc_system_to_the_temporary_directory(tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        done = run_cli(
+        run_ok(
             *("--source", str(source), "--output", str(tmp_path / "out"), "--quiet"),
             env={"JVM_ARGS": f"-Djava.io.tmpdir={java_tmp}"},
         )
     finally:
         stop.set()
         watcher.join()
-    assert done.returncode == 0, done.stderr
     assert len(read_lines(tmp_path / "out" / "predictions")) == 50
     assert seen == set()
     jar = router_jar()
@@ -132,11 +150,10 @@ def test_a_run_maps_flinks_classes_from_the_warm_up_archive(tmp_path):
     assert archive_path().is_file(), "no class archive: run `riverflink warm-up`"
     source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(50))
     log = tmp_path / "classes.log"
-    result = run_cli(
+    run_ok(
         "--source", str(source), "--output", str(tmp_path / "out"),
         env={"JVM_ARGS": f"-Xlog:class+load:file={log}"},
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
     loaded = log.read_text().splitlines()
     from_archive = [line for line in loaded if "source: shared objects file (top)" in line]
     assert len(from_archive) > len(loaded) // 2, (len(from_archive), len(loaded))

@@ -1,22 +1,26 @@
 """Delayed labels on the real mini-cluster: predictions, outcomes and alerts equal plain River,
-through parallelism 2, a failure, a savepoint resumed at another parallelism, and expiry."""
+through parallelism 2, a failure, a savepoint resumed at another parallelism, and expiry.
+
+The core cases also run with every accelerator off (``RIVERFLINK_ACCELERATE=0``).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import pytest
-from river import drift, metrics
+from river import metrics
 
-from tests.integration.conftest import REPO, jsonable, read_output, run_cli, write_jsonl
-from tests.integration.test_parity import default_model
-from tests.reference import reference_run
+from tests.integration.conftest import (
+    SocketFeed,
+    river_rows,
+    run_job,
+    run_ok,
+    stdout_rows,
+    write_jsonl,
+)
 from tests.streams import delayed_label_stream
 
 KEYS = tuple(f"m{i}" for i in range(6))
@@ -29,19 +33,8 @@ def _order(rows: list) -> list:
     )
 
 
-def expected(records: list, make_metric=None) -> dict:
-    out = reference_run(
-        records,
-        default_model,
-        make_detector=drift.ADWIN,
-        detector_spec="drift.ADWIN()",
-        make_metric=make_metric,
-    )
-    return {name: jsonable(rows) for name, rows in out.items()}
-
-
 def assert_matches_river(out: dict, records: list, make_metric=None) -> None:
-    want = expected(records, make_metric)
+    want = river_rows(records, make_metric=make_metric)
     assert Counter(p["id"] for p in out["predictions"]) == Counter(
         p["id"] for p in want["predictions"]
     ), "every record with features predicted exactly once"
@@ -55,23 +48,19 @@ def assert_matches_river(out: dict, records: list, make_metric=None) -> None:
     assert all("no pending prediction" in r["error"] for r in out["rejected"])
 
 
-@pytest.mark.parametrize("profile, metric", [("throughput", None), ("latency", "metrics.F1()")])
-def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile, metric):
+@pytest.mark.parametrize(
+    "profile, metric, accelerate",
+    [("throughput", None, "on"), ("latency", "metrics.F1()", "on"), ("throughput", None, "off")],
+    indirect=["accelerate"],
+)
+def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile, metric, accelerate):
     records = delayed_label_stream(6000, keys=KEYS, seed=13, drift_key="m2", max_delay=40)
-    source = write_jsonl(tmp_path / "in.jsonl", records)
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--parallelism",
-        "2",
-        "--profile",
-        profile,
+    out = run_job(
+        write_jsonl(tmp_path / "in.jsonl", records),
+        tmp_path / "out",
+        *("--parallelism", "2", "--profile", profile),
         *(["--metric", metric] if metric else []),
-    )
-    assert result.returncode == 0, result.stderr
-    out = read_output(tmp_path / "out")
+    ).out
     assert_matches_river(out, records, metrics.F1 if metric else None)
     assert all(isinstance(a["metric"], float) for a in out["alerts"])
     assert len(out["outcomes"]) > 3000
@@ -82,24 +71,16 @@ def test_delayed_labels_match_river_at_parallelism_2(tmp_path, profile, metric):
 
 def test_failure_while_predictions_wait_recovers_exactly_once(tmp_path):
     records = delayed_label_stream(24_000, keys=KEYS, seed=17, drift_key="m1")
-    source = write_jsonl(tmp_path / "in.jsonl", records)
     marker = tmp_path / "failed-once"
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--parallelism",
-        "2",
-        "--checkpoint-interval",
-        "1",
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt"),
+    out = run_job(
+        write_jsonl(tmp_path / "in.jsonl", records),
+        tmp_path / "out",
+        *("--parallelism", "2", "--checkpoint-interval", "1"),
+        *("--checkpoint-dir", str(tmp_path / "ckpt")),
         env={"RIVERFLINK_FAIL_ONCE": f"9000:{marker}"},
-    )
-    assert result.returncode == 0, result.stderr
+    ).out
     assert marker.exists(), "the injected failure must have happened"
-    assert_matches_river(read_output(tmp_path / "out"), records)
+    assert_matches_river(out, records)
 
 
 def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path):
@@ -113,31 +94,18 @@ def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path):
     }
     assert len(waiting) > 50, "the savepoint is taken while many predictions wait"
 
-    day1 = run_cli(
-        "--source",
-        str(write_jsonl(tmp_path / "day1.jsonl", first)),
-        "--output",
-        str(tmp_path / "out1"),
-        "--parallelism",
-        "2",
-        "--savepoint-on-exit",
-        str(tmp_path / "savepoints"),
+    day1 = run_job(
+        write_jsonl(tmp_path / "day1.jsonl", first),
+        tmp_path / "out1",
+        *("--parallelism", "2", "--savepoint-on-exit", str(tmp_path / "savepoints")),
     )
-    assert day1.returncode == 0, day1.stderr
-    savepoint = day1.stdout.strip().splitlines()[-1]
-    day2 = run_cli(
-        "--source",
-        str(write_jsonl(tmp_path / "day2.jsonl", second)),
-        "--output",
-        str(tmp_path / "out2"),
-        "--parallelism",
-        "3",
-        "--restore",
-        savepoint,
+    day2 = run_job(
+        write_jsonl(tmp_path / "day2.jsonl", second),
+        tmp_path / "out2",
+        *("--parallelism", "3", "--restore", day1.last_line),
     )
-    assert day2.returncode == 0, day2.stderr
 
-    one, two = read_output(tmp_path / "out1"), read_output(tmp_path / "out2")
+    one, two = day1.out, day2.out
     both = {name: one[name] + two[name] for name in one}
     assert_matches_river(both, records)
     assert waiting <= {o["id"] for o in two["outcomes"]}, "labels met predictions made before"
@@ -145,45 +113,13 @@ def test_pending_predictions_survive_a_savepoint_and_rescaling(tmp_path):
 
 def _feed_socket(lines_then_pause, label_ttl: str) -> list:
     """Run the job on a socket; send each batch after its pause; return the output rows."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(120)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jobs.online_learning",
-            "--output",
-            "-",
-            "--label-ttl",
-            label_ttl,
-            "--source",
-            f"socket://127.0.0.1:{server.getsockname()[1]}",
-        ],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    rows: list = []
-    try:
-        conn, _ = server.accept()
+    with SocketFeed("--label-ttl", label_ttl) as feed:
         for batch, wait_for, pause in lines_then_pause:
-            conn.sendall("".join(json.dumps(r) + "\n" for r in batch).encode())
-            while len(rows) < wait_for:  # the job has answered: from now on time counts
-                line = proc.stdout.readline()
-                assert line, "the job ended early"
-                rows.append(json.loads(line))
+            feed.send(batch)
+            # the job has answered: from now on time counts
+            feed.read_until(lambda rows, wait_for=wait_for: len(rows) >= wait_for)
             time.sleep(pause)
-        conn.close()
-        rest, _ = proc.communicate(timeout=120)
-        rows.extend(json.loads(line) for line in rest.splitlines())
-    finally:
-        server.close()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0
-    return rows
+        return feed.finish()
 
 
 def test_predictions_waiting_past_the_label_ttl_are_dropped(tmp_path):
@@ -203,9 +139,8 @@ def test_predictions_waiting_past_the_label_ttl_are_dropped(tmp_path):
 
 def test_label_only_records_on_stdout_are_outcomes(tmp_path):
     records = [{"key": "a", "id": 1, "f0": 1.0}, {"key": "a", "id": 1, "y": True}]
-    result = run_cli("--source", str(write_jsonl(tmp_path / "in.jsonl", records)), "--output", "-")
-    assert result.returncode == 0, result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    result = run_ok("--source", str(write_jsonl(tmp_path / "in.jsonl", records)), "--output", "-")
+    rows = stdout_rows(result.stdout)
     # stdout merges the outputs: order holds within a kind, not across kinds
     by_kind = {r["kind"]: r for r in rows}
     assert sorted(by_kind) == ["outcome", "prediction"] and len(rows) == 2

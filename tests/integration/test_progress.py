@@ -7,13 +7,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
 
-from tests.integration.conftest import REPO, drifting_stream, read_lines, run_cli, write_jsonl
+from tests.integration.conftest import (
+    drifting_stream,
+    run_ok,
+    running,
+    stdout_rows,
+    wait_for_rows,
+    write_jsonl,
+)
 
 PROGRESS = re.compile(
     r"^riverflink: [\d,]+/30,000 lines \(\d+%\) \| (-|[\d,]+) rec/s \| \d+:\d\d \| "
@@ -25,10 +30,9 @@ def test_progress_lines_then_a_summary_naming_best_and_worst_keys(tmp_path):
     source = write_jsonl(
         tmp_path / "in.jsonl", drifting_stream(30_000, keys=("a", "b", "c"), drift_key="a")
     )
-    result = run_cli(
+    result = run_ok(
         "--source", str(source), "--output", str(tmp_path / "out"), "--profile", "latency"
     )
-    assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     progress = [line for line in lines if PROGRESS.match(line)]
     assert progress, result.stderr  # not a terminal: a new line every 2 s
@@ -42,8 +46,7 @@ def test_progress_lines_then_a_summary_naming_best_and_worst_keys(tmp_path):
 
 def test_quiet_keeps_only_the_summary(tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(3000))
-    result = run_cli("--source", str(source), "--output", str(tmp_path / "out"), "--quiet")
-    assert result.returncode == 0, result.stderr
+    result = run_ok("--source", str(source), "--output", str(tmp_path / "out"), "--quiet")
     riverflink = [line for line in result.stderr.splitlines() if line.startswith("riverflink:")]
     assert not any(" rec/s | " in line for line in riverflink)
     assert any("the output answers 3,000 input lines" in line for line in riverflink)
@@ -58,11 +61,10 @@ def test_a_run_on_stdout_ends_with_exact_counts(tmp_path, profile):
     lines = [json.dumps(r) for r in records] + ["not json"] * 7 + [""]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    result = run_cli(
+    result = run_ok(
         "--source", str(source), "--output", "-", "--parallelism", "2", "--profile", profile
     )
-    assert result.returncode == 0, result.stderr
-    printed = Counter(json.loads(line)["kind"] for line in result.stdout.splitlines())
+    printed = Counter(row["kind"] for row in stdout_rows(result.stdout))
     assert (printed["prediction"], printed["rejected"], printed["outcome"]) == (3000, 7, 0)
     summary = result.stderr.splitlines()[-1]
     assert re.fullmatch(
@@ -78,28 +80,16 @@ def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
     incoming = tmp_path / "incoming"
     write_jsonl(incoming / "a.jsonl", drifting_stream(2000))
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "run", "--source", str(incoming), "--follow"]
-        + ["--output", str(out)],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    with running(
+        *("run", "--source", str(incoming), "--follow", "--output", str(out)),
+        module="jobs.cli",
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
         # as from a terminal: a background launch (`make test &`) would pass SIGINT on ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(read_lines(out / "predictions")) < 2000 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.5)
+    ) as proc:
+        wait_for_rows(out / "predictions", 2000, proc)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "riverflink: interrupted; the job was cancelled" in err
     assert "the output answers 2,000 input lines: 2,000 predictions" in err

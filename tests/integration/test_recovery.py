@@ -1,85 +1,65 @@
-"""Exactly-once recovery: a failure mid-stream or a kill -9 changes nothing in the output."""
+"""Exactly-once recovery: a failure mid-stream or a kill -9 changes nothing in the output.
+
+The core cases also run with every accelerator off (``RIVERFLINK_ACCELERATE=0``).
+"""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
-from river import drift
 
+from jobs.config.checkpoints import execution_mode_of, latest_checkpoint
 from jobs.results.outputs import read_output_dir
-from jobs.runtime.checkpoints import execution_mode_of, latest_checkpoint
 from state.descriptors import HASH_STATE_NAME, KEY_STATE_NAME
 from tests.integration.conftest import (
-    REPO,
+    assert_like_river,
     by_key,
     drifting_stream,
-    jsonable,
     read_output,
     run_cli,
+    run_job,
+    run_ok,
+    running,
+    wait_until,
     write_jsonl,
 )
-from tests.integration.test_parity import default_model
-from tests.reference import reference_predictions
 
 KEYS = tuple(f"k{i}" for i in range(8))
-
-
-def expected_output(records):
-    predictions, alerts = reference_predictions(
-        records, default_model, make_detector=drift.ADWIN, detector_spec="drift.ADWIN()"
-    )
-    return by_key(jsonable(predictions)), by_key(jsonable(alerts))
 
 
 def assert_exactly_once(out, records):
     ids = Counter(p["id"] for p in out["predictions"])
     assert ids == Counter(r["id"] for r in records), "every id predicted exactly once"
-    predictions, alerts = expected_output(records)
-    assert by_key(out["predictions"]) == predictions
-    assert by_key(out["alerts"]) == alerts
+    assert_like_river(out, records)
 
 
-def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path):
+@pytest.mark.parametrize("accelerate", ["on", "off"], indirect=True)
+def test_task_failure_restarts_from_checkpoint_with_identical_output(tmp_path, accelerate):
     records = drifting_stream(24_000, keys=KEYS, seed=31, drift_key="k1")
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    common = ["--source", str(source), "--parallelism", "2", "--checkpoint-interval", "1"]
+    common = ["--parallelism", "2", "--checkpoint-interval", "1"]
 
-    clean = run_cli(
-        *common,
-        "--output",
-        str(tmp_path / "clean"),
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt-clean"),
-    )
-    assert clean.returncode == 0, clean.stderr
+    clean = run_job(
+        source, tmp_path / "clean", *common, "--checkpoint-dir", str(tmp_path / "ckpt-clean")
+    ).out
 
     marker = tmp_path / "failed-once"
-    env = {"RIVERFLINK_FAIL_ONCE": f"7000:{marker}"}
     # the failing run uses RocksDB with incremental checkpoints: same output expected
-    failed = run_cli(
+    failed = run_job(
+        source,
+        tmp_path / "failed",
         *common,
-        "--output",
-        str(tmp_path / "failed"),
-        "--state-backend",
-        "rocksdb",
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt-failed"),
-        env=env,
-    )
-    assert failed.returncode == 0, failed.stderr
+        *("--state-backend", "rocksdb", "--checkpoint-dir", str(tmp_path / "ckpt-failed")),
+        env={"RIVERFLINK_FAIL_ONCE": f"7000:{marker}"},
+    ).out
     assert marker.exists(), "the injected failure must have happened"
 
-    clean_out, failed_out = read_output(tmp_path / "clean"), read_output(tmp_path / "failed")
-    assert by_key(failed_out["predictions"]) == by_key(clean_out["predictions"])
-    assert by_key(failed_out["alerts"]) == by_key(clean_out["alerts"])
-    assert failed_out["alerts"], "the drifting key raises alerts"
-    assert_exactly_once(failed_out, records)
+    assert by_key(failed["predictions"]) == by_key(clean["predictions"])
+    assert by_key(failed["alerts"]) == by_key(clean["alerts"])
+    assert failed["alerts"], "the drifting key raises alerts"
+    assert_exactly_once(failed, records)
 
 
 def test_a_task_manager_lost_mid_run_is_replaced_and_the_output_stays_exact(tmp_path):
@@ -88,15 +68,11 @@ def test_a_task_manager_lost_mid_run_is_replaced_and_the_output_stays_exact(tmp_
     # waited for slots forever. tests/task_manager_probe.py ends it on purpose.
     records = drifting_stream(24_000, keys=KEYS, seed=33, drift_key="k1")
     source = write_jsonl(tmp_path / "in.jsonl", records)
-    probe = subprocess.run(
-        [sys.executable, "-m", "tests.task_manager_probe", "--source", str(source)]
-        + ["--output", str(tmp_path / "out"), "--parallelism", "2", "--profile", "latency"]
-        + ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-interval", "1"],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=240,
+    probe = run_cli(
+        *("--source", str(source), "--output", str(tmp_path / "out"), "--parallelism", "2"),
+        *("--profile", "latency", "--checkpoint-interval", "1"),
+        *("--checkpoint-dir", str(tmp_path / "ckpt")),
+        module="tests.task_manager_probe",
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert "task manager 0 ended" in probe.stderr
@@ -113,16 +89,8 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
     source = write_jsonl(tmp_path / "in.jsonl", records)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
     args = [
-        "--source",
-        str(source),
-        "--output",
-        str(out),
-        "--parallelism",
-        "2",
-        "--checkpoint-dir",
-        str(ckpt),
-        "--checkpoint-interval",
-        "1",
+        *("--source", str(source), "--output", str(out), "--parallelism", "2"),
+        *("--checkpoint-dir", str(ckpt), "--checkpoint-interval", "1"),
     ]
     first = [*args, "--profile", "latency"] if first_router == "sql-latency" else args
     written_as = KEY_STATE_NAME if first_router == "java" else HASH_STATE_NAME
@@ -131,29 +99,14 @@ def test_kill_9_then_restore_latest_gives_identical_output(tmp_path, first_route
         latest = latest_checkpoint(str(ckpt))
         return latest is not None and execution_mode_of(str(latest), written_as) is not None
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.online_learning", *first],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO), RIVERFLINK_ROUTER=first_router.split("-")[0]),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not holds_models() and time.monotonic() < deadline:
-            assert proc.poll() is None, f"job ended before the kill: {proc.stderr.read()}"
-            time.sleep(0.2)
-        assert holds_models(), "no checkpoint with models completed"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    router = {"RIVERFLINK_ROUTER": first_router.split("-")[0]}
+    with running(*first, env=router, stdout=subprocess.DEVNULL) as proc:
+        assert wait_until(holds_models, proc, interval=0.2), "no checkpoint with models completed"
+    # killed: kill -9 of the run's whole session
     partial = read_output(out)["predictions"]
     assert len(partial) < len(records), "killed mid-stream"
 
-    resumed = run_cli(*args, "--restore", "latest", env={"RIVERFLINK_ROUTER": ""})
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = run_ok(*args, "--restore", "latest", env={"RIVERFLINK_ROUTER": ""})
     assert ("routed in Flink SQL; routing in SQL again" in resumed.stderr) == (
         first_router == "sql"
     )

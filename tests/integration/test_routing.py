@@ -13,10 +13,8 @@ import json
 import random
 
 import pytest
-from river import linear_model, preprocessing
 
-from tests.integration.conftest import by_key, jsonable, read_output, run_cli
-from tests.reference import reference_predictions
+from tests.integration.conftest import assert_like_river, run_job
 
 FEATURES = ("f0", "f1", "f2")
 
@@ -70,30 +68,15 @@ def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile, router):
     source = tmp_path / "in.jsonl"
     source.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
 
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--features",
-        ",".join(FEATURES),
-        "--drift",
-        "none",
-        "--parallelism",
-        "2",
-        "--profile",
-        profile,
+    out = run_job(
+        source,
+        tmp_path / "out",
+        *("--features", ",".join(FEATURES), "--drift", "none"),
+        *("--parallelism", "2", "--profile", profile),
         env={"RIVERFLINK_ROUTER": router},
-    )
-    assert result.returncode == 0, result.stderr
-    out = read_output(tmp_path / "out")
+    ).out
     assert out["rejected"] == []
-    expected, _ = reference_predictions(
-        records,
-        lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        features=FEATURES,
-    )
-    assert by_key(out["predictions"]) == by_key(jsonable(expected))
+    assert_like_river(out, records, make_detector=None, features=FEATURES)  # --drift none
 
 
 def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
@@ -117,42 +100,45 @@ def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spe
             assert route_bucket(record.key, record.key_id, ROUTING_BUCKETS) == java[line], line
 
 
-def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
-    """riverflink's router (``operators/java``) against ``route_bucket``, line by line."""
+@pytest.fixture
+def java_router():
+    """riverflink's router class (``riverflink.RouteLines``), loaded in this process's JVM."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
     from jobs.pipeline.router_jar import router_jar
+
+    jar = router_jar()
+    assert jar is not None, "the router could not be built (is a JDK installed?)"
+    add_jars_to_context_class_loader([jar.as_uri()])
+    return get_gateway().jvm.riverflink.RouteLines
+
+
+def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling(
+    java_router,
+):
+    """riverflink's router (``operators/java``) against ``route_bucket``, line by line."""
     from operators.records import Fields, parse_line, route_bucket
     from state.descriptors import ROUTING_BUCKETS
 
-    jar = router_jar()
-    assert jar is not None, "the router could not be built (is a JDK installed?)"
-    add_jars_to_context_class_loader([jar.as_uri()])
-    router = get_gateway().jvm.riverflink.RouteLines
     for field, line in _tricky_lines():
         record = parse_line(line, Fields(key=field))
         expected = route_bucket(record.key, record.key_id, ROUTING_BUCKETS)
-        assert router.bucketOf(line, field, ROUTING_BUCKETS) == expected, line
+        assert java_router.bucketOf(line, field, ROUTING_BUCKETS) == expected, line
 
 
-def test_java_router_and_python_spread_keys_alike():
+def test_java_router_and_python_spread_keys_alike(java_router):
     """``spread`` routing: riverflink's router against ``spread_bucket``, line by line."""
     from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    from jobs.pipeline.router_jar import router_jar
     from operators.records import Fields, parse_line, spread_bucket
     from state.descriptors import SPREAD_KEYS
 
-    jar = router_jar()
-    assert jar is not None, "the router could not be built (is a JDK installed?)"
-    add_jars_to_context_class_loader([jar.as_uri()])
     gateway = get_gateway()
     keys = gateway.new_array(gateway.jvm.int, len(SPREAD_KEYS))
     for i, key in enumerate(SPREAD_KEYS):
         keys[i] = key
-    router = gateway.jvm.riverflink.RouteLines
+    router = java_router
     lines = _tricky_lines() + [("key", json.dumps({"key": f"user-{i}"})) for i in range(300)]
     for field, line in lines:
         record = parse_line(line, Fields(key=field))

@@ -3,23 +3,20 @@ on a new input file and at another parallelism; mode changes are refused."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from river import drift
 
 from tests.integration.conftest import (
-    REPO,
+    assert_like_river,
     by_key,
     drifting_stream,
-    jsonable,
-    read_output,
+    flink_conf,
+    river_rows,
     run_cli,
+    run_job,
     write_jsonl,
 )
-from tests.integration.test_parity import default_model
-from tests.reference import reference_predictions
 
 KEYS = tuple(f"u{i}" for i in range(12))
 
@@ -31,18 +28,15 @@ def first_run(tmp_path_factory):
     records = drifting_stream(9000, keys=KEYS, seed=41, drift_key="u3")
     day1, day2 = records[:6000], records[6000:]
     source = write_jsonl(tmp / "day1.jsonl", day1, extra_lines=["", "not json"])
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp / "out"),
+    night = run_job(
+        source,
+        tmp / "out",
         "--parallelism",
         "2",
         "--savepoint-on-exit",
         str(tmp / "night savepoints é"),  # Flink takes paths in its URIs literally
     )
-    assert result.returncode == 0, result.stderr
-    savepoint = result.stdout.strip().splitlines()[-1]
+    savepoint = night.last_line
     assert Path(savepoint).parent == tmp / "night savepoints é", savepoint
     assert (Path(savepoint) / "_metadata").exists(), savepoint
     assert [p.name for p in tmp.iterdir() if "%" in p.name] == []
@@ -51,7 +45,7 @@ def first_run(tmp_path_factory):
         "day1": day1,
         "day2": day2,
         "savepoint": savepoint,
-        "out": read_output(tmp / "out"),
+        "out": night.out,
     }
 
 
@@ -63,50 +57,25 @@ def test_first_run_commits_all_output_before_the_savepoint(first_run):
 
 @pytest.mark.parametrize("parallelism", [1, 3])
 def test_resume_on_a_new_file_at_another_parallelism(first_run, tmp_path, parallelism):
-    source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"])
-    result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--parallelism",
-        str(parallelism),
-        "--restore",
-        first_run["savepoint"],
-    )
-    assert result.returncode == 0, result.stderr
-    second = read_output(tmp_path / "out")
+    second = run_job(
+        write_jsonl(tmp_path / "day2.jsonl", first_run["day2"]),
+        tmp_path / "out",
+        *("--parallelism", str(parallelism), "--restore", first_run["savepoint"]),
+    ).out
     assert len(second["predictions"]) == len(first_run["day2"])
     assert min(p["n"] for p in second["predictions"]) >= 6000 // len(KEYS) - 1
 
-    predictions, alerts = reference_predictions(
-        first_run["day1"] + first_run["day2"],
-        default_model,
-        make_detector=drift.ADWIN,
-        detector_spec="drift.ADWIN()",
-    )
-    assert by_key(first_run["out"]["predictions"] + second["predictions"]) == by_key(
-        jsonable(predictions)
-    )
-    assert by_key(first_run["out"]["alerts"] + second["alerts"]) == by_key(jsonable(alerts))
+    both = {kind: first_run["out"][kind] + second[kind] for kind in ("predictions", "alerts")}
+    assert_like_river(both, first_run["day1"] + first_run["day2"])
 
 
 def test_restore_in_another_execution_mode_is_refused(first_run, tmp_path):
-    conf = tmp_path / "conf"
-    shutil.copytree(REPO / "flink-conf", conf)
-    text = (conf / "config.yaml").read_text()
-    (conf / "config.yaml").write_text(
-        text.replace("execution-mode: process", "execution-mode: thread")
-    )
+    thread_mode = flink_conf(tmp_path / "conf", "execution-mode: process", "execution-mode: thread")
     source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"][:10])
     result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--restore",
-        first_run["savepoint"],
-        env={"FLINK_CONF_DIR": str(conf)},
+        *("--source", str(source), "--output", str(tmp_path / "out")),
+        *("--restore", first_run["savepoint"]),
+        env=thread_mode,
     )
     assert result.returncode == 2
     assert "'process' execution mode" in result.stderr
@@ -117,14 +86,8 @@ def test_restore_in_another_execution_mode_is_refused(first_run, tmp_path):
 def test_restore_with_another_model_spec_fails_loudly(first_run, tmp_path, to_savepoint):
     source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"][:50])
     result = run_cli(
-        "--source",
-        str(source),
-        "--output",
-        str(tmp_path / "out"),
-        "--model",
-        "tree.HoeffdingTreeClassifier()",
-        "--restore",
-        first_run["savepoint"],
+        *("--source", str(source), "--output", str(tmp_path / "out")),
+        *("--model", "tree.HoeffdingTreeClassifier()", "--restore", first_run["savepoint"]),
         *(["--savepoint-on-exit", str(tmp_path / "sp")] if to_savepoint else []),
     )
     assert result.returncode == 1
@@ -134,25 +97,17 @@ def test_restore_with_another_model_spec_fails_loudly(first_run, tmp_path, to_sa
 def test_an_empty_day_carries_the_models_over(first_run, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")  # blank lines only: nothing to wait for before the savepoint
-    result = run_cli(
-        *("--source", str(empty), "--output", str(tmp_path / "out-empty")),
+    savepoint = run_job(
+        empty,
+        tmp_path / "out-empty",
         *("--restore", first_run["savepoint"], "--savepoint-on-exit", str(tmp_path / "sp")),
-    )
-    assert result.returncode == 0, result.stderr
-    savepoint = result.stdout.strip().splitlines()[-1]
+    ).last_line
     assert (tmp_path / "out-empty").is_dir()  # the summary names it: it exists, empty
 
-    source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"])
-    result = run_cli(
-        *("--source", str(source), "--output", str(tmp_path / "out"), "--parallelism", "2"),
-        *("--restore", savepoint),
-    )
-    assert result.returncode == 0, result.stderr
-    predictions, _ = reference_predictions(
-        first_run["day1"] + first_run["day2"],
-        default_model,
-        make_detector=drift.ADWIN,
-        detector_spec="drift.ADWIN()",
-    )
-    second = read_output(tmp_path / "out")["predictions"]
-    assert by_key(second) == by_key(jsonable(predictions[len(first_run["day1"]) :]))
+    second = run_job(
+        write_jsonl(tmp_path / "day2.jsonl", first_run["day2"]),
+        tmp_path / "out",
+        *("--parallelism", "2", "--restore", savepoint),
+    ).out["predictions"]
+    predictions = river_rows(first_run["day1"] + first_run["day2"])["predictions"]
+    assert by_key(second) == by_key(predictions[len(first_run["day1"]) :])
