@@ -1,4 +1,5 @@
 """Per-key learning logic (plain Python) and the thin Flink functions around it.
 
-``operators.functions`` imports PyFlink; ``records`` and ``learner`` do not.
+``operators.functions`` imports PyFlink; ``learner``, ``live_models``, ``records`` and
+``results`` do not, so they are tested without a JVM.
 """
