@@ -22,7 +22,8 @@ pytestmark = pytest.mark.compat
 def _run_flags(monkeypatch, archive) -> list:
     """What ``jobs.runtime.local.run_job`` puts in ``JVM_ARGS`` (the agent aside)."""
     monkeypatch.setattr(jvm_archive, "archive_path", lambda: archive)
-    monkeypatch.delenv("JVM_ARGS", raising=False)
+    monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
+    monkeypatch.delenv("JVM_ARGS")
     assert jvm_archive.use_archive()
     assert jvm_archive.use_lean_flags() == list(jvm_archive.LEAN_FLAGS)
     flags = os.environ["JVM_ARGS"].split()

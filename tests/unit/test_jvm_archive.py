@@ -13,7 +13,8 @@ from jobs.accel import jvm_archive
 def archive(tmp_path, monkeypatch):
     path = tmp_path / "flink-classes.jsa"
     monkeypatch.setattr(jvm_archive, "archive_path", lambda: path)
-    monkeypatch.delenv("JVM_ARGS", raising=False)
+    monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
+    monkeypatch.delenv("JVM_ARGS")
     return path
 
 

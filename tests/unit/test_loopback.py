@@ -27,7 +27,8 @@ def test_the_agent_comes_from_the_router_jar_once(monkeypatch, tmp_path):
 
 def test_no_jar_no_agent(monkeypatch):
     monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: None)
-    monkeypatch.delenv("JVM_ARGS", raising=False)
+    monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
+    monkeypatch.delenv("JVM_ARGS")
     assert loopback.use_loopback_agent() is False
     assert "JVM_ARGS" not in os.environ
 
@@ -41,13 +42,15 @@ def test_an_agent_that_could_not_patch_is_reported(monkeypatch, tmp_path):
 
 
 def test_without_the_agent_nothing_is_reported(monkeypatch):
-    monkeypatch.delenv("JVM_ARGS", raising=False)  # `flink run`, or no JDK
+    monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
+    monkeypatch.delenv("JVM_ARGS")  # `flink run`, or no JDK
     assert loopback.loopback_problem(_Gateway(None)) is None
 
 
 def test_switched_off_no_agent(monkeypatch, tmp_path):
     monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
-    monkeypatch.delenv("JVM_ARGS", raising=False)
+    monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
+    monkeypatch.delenv("JVM_ARGS")
     for variable in ("RIVERFLINK_LOOPBACK", "RIVERFLINK_ACCELERATE"):
         monkeypatch.setenv(variable, "0")
         assert loopback.use_loopback_agent() is False

@@ -229,7 +229,16 @@ def test_on_a_terminal_the_progress_line_fits_its_width_and_leaves_nothing_stale
         line = ProgressLine(1, total=1_000_000, stream=terminal).start()
         time.sleep(1.3)  # one redraw a second
         line.stop()
-    shown = os.read(leader, 10_000).decode()
+    chunks = []
+    while True:  # a pty hands written bytes over in pieces: read to its end
+        try:
+            chunk = os.read(leader, 10_000)
+        except OSError:  # EIO: the terminal's other end is closed and all was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    shown = b"".join(chunks).decode()
     os.close(leader)
     redraws = [part for part in shown.split("\r") if part]
     assert redraws and redraws[0].startswith("riverflink: 0/1,000,000 lines")
