@@ -9,6 +9,12 @@ import zlib
 
 import pytest
 
+from jobs.config.checkpoints import (
+    execution_mode_of,
+    holds_operator,
+    holds_sql_windows,
+    operator_id,
+)
 from jobs.config.inputs import (
     UnreadableInput,
     count_records,
@@ -17,12 +23,6 @@ from jobs.config.inputs import (
     local_path,
 )
 from jobs.results.progress import count_lines
-from jobs.config.checkpoints import (
-    execution_mode_of,
-    holds_operator,
-    holds_sql_windows,
-    operator_id,
-)
 from jobs.runtime.exit_savepoint import CommitCounter
 
 NAME = "riverflink-key-state-v1"
@@ -242,8 +242,8 @@ def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
 
 
 def test_the_backend_of_a_checkpoint_is_read_from_its_metadata(tmp_path):
-    from jobs.config.settings import SettingsError
     from jobs.config.checkpoints import backend_of
+    from jobs.config.settings import SettingsError
     from jobs.runtime.configuration import _check_backend
 
     rocks = write_checkpoint(tmp_path / "r", b"...shared/abc 000012.sst MANIFEST-000004...")

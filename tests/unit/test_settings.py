@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobs.cli.flags import add_run_arguments
+from jobs.config.checkpoints import latest_checkpoint
 from jobs.config.job_file import settings_from_args
 from jobs.config.settings import JobSettings, SettingsError
-from jobs.config.checkpoints import latest_checkpoint
 
 
 @pytest.fixture
