@@ -346,8 +346,8 @@ class LearnPerKey(KeyedProcessFunction):
         """Apply again a change noted by ``remember``: a line, or (None) an expiry.
 
         Lines are kept as text, not parsed records: a string is one object the garbage
-        collector never scans, where a record is several (measured: keeping records cost
-        about a sixth of the learner's time). Parsing is deterministic, so the replayed
+        collector never scans, where a record is several, and the collector's scans of
+        kept records slow the learner down. Parsing is deterministic, so the replayed
         record is the one first applied.
         """
         line, now = change

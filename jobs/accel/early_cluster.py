@@ -16,8 +16,8 @@ up: "Reference count must not be negative").
 
 It also reads Flink's RPC system (Pekko, a 24 MB jar inside flink-dist) from one copy
 kept beside riverflink's jar, where Flink would copy it into a new temporary file for
-each cluster: the cluster starts 0.1 s sooner (0.86 s against 0.98 s, median of four),
-and a run that is killed leaves no such file in ``/tmp``.
+each cluster: the cluster starts sooner, and a run that is killed leaves no such file
+in ``/tmp``.
 
 Only local runs do this (not under ``flink run``), and only where riverflink's Java
 classes are built (:mod:`jobs.pipeline.router_jar`); ``RIVERFLINK_EARLY_CLUSTER=0`` (or

@@ -5,8 +5,7 @@ Flink, its SQL planner and Beam before the first line moves. Java's class-data
 sharing (CDS) can map them from an archive instead. ``riverflink warm-up`` (which
 ``make setup`` runs) writes that archive once, from a small job, into this Python
 environment (``share/riverflink/``, about 100 MB); every local run then starts
-with it. Measured: a 100-line job took 11.0 to 11.9 s without, 8.4 to 8.8 s with
-(three alternating runs each).
+with it, seconds sooner (docs/performance.md).
 
 The archive belongs to one Java build and one Flink class path (the file name
 carries PyFlink's version). A JVM that cannot use it, after an upgrade of either,
@@ -75,13 +74,12 @@ def use_archive() -> bool:
 
 
 #: JVM flags for local runs. The local JVM shares the machine's cores with the Python
-#: workers that do the learning, and by default it spends them on itself: on a 2-core
-#: machine its optimizing JIT compiler (C2) burned about 9 s of CPU in the first 10 s of
-#: a 300,000-record job, while the Python worker waited for a core. The Java side of a
-#: riverflink job is light (read lines, route, batch, hand to Python), so the quick
-#: C1 compiler serves it well, and the serial collector adds no GC threads. Measured on
-#: that job (three alternating runs): 28.5-29.9 s by default, 24.0-25.2 s with these.
-#: Either flag is left out when ``JVM_ARGS`` already chooses a compiler or collector.
+#: workers that do the learning, and by default it spends them on itself: its
+#: optimizing JIT compiler (C2) takes a core for most of a run's first seconds while the
+#: Python worker waits for one. The Java side of a riverflink job is light (read lines,
+#: route, batch, hand to Python), so the quick C1 compiler serves it well, and the
+#: serial collector adds no GC threads. Either flag is left out when ``JVM_ARGS``
+#: already chooses a compiler or collector.
 LEAN_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 

@@ -3,8 +3,8 @@
 At the end of every bundle PyFlink's Python worker sends each touched key's map
 state to the JVM and waits for the answer before sending the next. riverflink
 touches one map per routing bucket, so a bundle of ``--profile latency``
-can wait for dozens of round trips in a row: measured, about a third of the
-worker's time at 2,000 records/s.
+can wait for dozens of round trips in a row, and a worker fed 2,000 records/s
+spends much of its time waiting for them.
 
 :func:`pipeline_commits` makes the end of a bundle send every change first and
 then wait for all the answers. The requests, their order and their content are

@@ -26,18 +26,16 @@ UNBOUNDED_COMMIT_INTERVAL = 2.0
 #: counts, gets "throughput".
 #: latency: each line crosses into Python alone; Python bundles end every 5 ms, network
 #: buffers flush every millisecond. (A busy worker's bundles last as long as it takes to
-#: process the lines that waited for the previous one; what the timer adds, 5 to 10 ms
-#: after a bundle ends, recurs in every cycle: at 2,000 records/s, 20 ms bundles and
-#: 5 ms buffers measured a median latency of 190 to 314 ms, these 116 and 129 ms.)
+#: process the lines that waited for the previous one; what the timer adds after a
+#: bundle ends recurs in every cycle, so short timers keep the latency low.)
 #: throughput: the router (jobs.pipeline.router_jar) gathers lines per routing bucket and sends
 #: a bucket's on at 256 lines, every 500 ms, and, when it holds 4,096 in all, the fullest
 #: bucket's; each batch crosses into Python as one element. Bundles end every 5 s (or at
 #: a checkpoint); the progress line's counters move at each bundle's end.
 #: With checkpoints, a bundle also ends after 40 batches (at most about 10,000 lines): a
 #: checkpoint waits until Python has worked through every line sent to it before the
-#: barrier, and Python's bundle and the router's read-ahead are most of those. 100,000
-#: keys, a checkpoint every 2 s: median 2.0 s, longest 5.1 s; without both bounds 16
-#: to 18 s.
+#: barrier, and Python's bundle and the router's read-ahead are most of those: both
+#: bounds keep a checkpoint's wait to seconds.
 PROFILES = {
     "latency": {
         "batch_ms": 0,
