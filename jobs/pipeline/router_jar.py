@@ -49,7 +49,8 @@ def _sources() -> list:
     JVM's agent (:mod:`jobs.accel.jvm_archive`), each in a ``java/`` folder beside its
     Python module."""
     root = Path(__file__).resolve().parents[2]
-    return sorted(root.glob("*/**/java/riverflink/*.java"))
+    folders = ("operators", "jobs/pipeline", "jobs/accel")
+    return sorted(p for folder in folders for p in (root / folder / "java").rglob("*.java"))
 
 
 def _pyflink_jars() -> list:
