@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m jobs.cli.demo
+	$(BIN)/python -m riverflink.cli.demo
 
 test: setup
 	$(BIN)/python -m pytest -q

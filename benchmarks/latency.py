@@ -48,7 +48,7 @@ def measure(
     cmd = [
         sys.executable,
         "-m",
-        "jobs.cli",
+        "riverflink.cli",
         "run",
         "--source",
         f"socket://127.0.0.1:{port}",

@@ -30,8 +30,7 @@ def build(env, shape: str, source: str, output: Path) -> None:
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
     from pyflink.table import StreamTableEnvironment
-
-    from jobs.pipeline.sinks import file_sink
+    from riverflink.pipeline.sinks import file_sink
 
     class Emit(KeyedProcessFunction):
         def process_element(self, value, ctx):
@@ -65,8 +64,7 @@ def build(env, shape: str, source: str, output: Path) -> None:
 def run(shape: str, source: str) -> float:
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
-
-    from jobs.config.flink_conf import flink_settings
+    from riverflink.config.flink_conf import flink_settings
 
     conf = Configuration()
     for key, value in flink_settings().items():
@@ -83,7 +81,7 @@ def run(shape: str, source: str) -> float:
 
 
 def main() -> int:
-    from jobs.config.flink_conf import use_project_conf_dir
+    from riverflink.config.flink_conf import use_project_conf_dir
 
     use_project_conf_dir()
     os.environ.setdefault("_python_worker_execution_mode", "process")

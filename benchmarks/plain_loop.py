@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from state.spec import parse_model
+from riverflink.state.spec import parse_model
 
 
 def main(source: str, target: str, spec: str) -> None:

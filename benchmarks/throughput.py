@@ -105,7 +105,7 @@ def job_cmd(source: Path, output: Path, spec: str, parallelism: int, *extra: str
     return [
         sys.executable,
         "-m",
-        "jobs.online_learning",
+        "riverflink.online_learning",
         "--source",
         str(source),
         "--output",

@@ -1,6 +1,6 @@
 """Flink functions: thin adapters between Flink and the pure per-key logic.
 
-Lines arrive keyed by routing bucket (``state.descriptors``): one line at a time
+Lines arrive keyed by routing bucket (``riverflink.state.descriptors``): one line at a time
 (``--profile latency``) or a list of lines (``--profile throughput``, batched in
 Java so that many lines cross into Python at once). Each function keeps only
 small, picklable configuration in ``__init__``; the learner and the state handle
@@ -23,18 +23,17 @@ from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
-
-from operators.live_counts import LiveCounts
-from operators.live_models import (
+from riverflink.operators.live_counts import LiveCounts
+from riverflink.operators.live_models import (
     WRITE_AT_CHECKPOINTS,
     WRITE_EACH_ELEMENT,
     WRITE_ON_EVICTION,
     LiveModels,
 )
-from operators.records import Fields, Rejected, parse_line
-from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
-from state import envelope
-from state.descriptors import (
+from riverflink.operators.records import Fields, Rejected, parse_line
+from riverflink.operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
+from riverflink.state import envelope
+from riverflink.state.descriptors import (
     ROUTINGS,
     SPREAD,
     key_state_descriptor,
@@ -115,8 +114,8 @@ class LearnPerKey(KeyedProcessFunction):
     - ``WRITE_ON_EVICTION``: only keys leaving memory. For a local run of a bounded input
       without checkpoints, whose state no one reads but this worker.
 
-    ``routing`` is how the job sends keys to buckets (``state.descriptors``): it names the
-    state the models live in, and every key new to this instance is checked against it.
+    ``routing`` is how the job sends keys to buckets (``riverflink.state.descriptors``): it names
+    the state the models live in, and every key new to this instance is checked against it.
 
     ``on_open``: a picklable function of no arguments, called in the worker as the
     operator opens, before anything else (the job's worker set-up).
@@ -160,10 +159,10 @@ class LearnPerKey(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         # River is imported here, in the worker, not where the job is built: the client
         # that only builds the job never needs it (it takes about 1 s to import).
-        from operators.learner import OnlineLearner
+        from riverflink.operators.learner import OnlineLearner
 
         if self.on_open is not None:
-            self.on_open()  # the job's worker set-up (jobs.accel.worker)
+            self.on_open()  # the job's worker set-up (riverflink.accel.worker)
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,

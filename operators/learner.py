@@ -25,10 +25,10 @@ import json
 import math
 from typing import Any
 
-from operators.records import Record, Rejected
-from operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
-from state.envelope import KeyState
-from state.spec import (
+from riverflink.operators.records import Record, Rejected
+from riverflink.operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
+from riverflink.state.envelope import KeyState
+from riverflink.state.spec import (
     builder,
     default_metric,
     is_binary_detector,
@@ -45,7 +45,7 @@ class OnlineLearner:
     """One spec, many keys: builds fresh key states and advances them record by record.
 
     >>> learner = OnlineLearner(model_spec="linear_model.LinearRegression()", drift_spec="none")
-    >>> from operators.records import parse_line
+    >>> from riverflink.operators.records import parse_line
     >>> state, outs = learner.step(None, parse_line('{"key": "a", "x": 1.0, "y": 2.0}'))
     >>> outs[0]
     Prediction(key='a', id=None, y_pred=0.0, y_true=2.0, n=0)

@@ -2,7 +2,7 @@
 
 Flink state stays the source of truth: a key not held here is read from it, and every
 change reaches it when the write policy says (``WRITE_*``, see
-:class:`operators.functions.LearnPerKey`). Free of Flink: the map state is anything
+:class:`riverflink.operators.functions.LearnPerKey`). Free of Flink: the map state is anything
 with ``get`` and ``put``, so the policy is tested without a JVM.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import ast
 from collections import OrderedDict
 
-from operators.records import Rejected, route_bucket, spread_bucket
-from state import envelope
-from state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
+from riverflink.operators.records import Rejected, route_bucket, spread_bucket
+from riverflink.state import envelope
+from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
 __all__ = [
     "ROLLBACK_BUDGET",

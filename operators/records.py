@@ -272,7 +272,7 @@ def spread_bucket(key: Any, key_id: str, keys) -> int:
 
     ``i`` is the low 7 bits of MurmurHash3's 32-bit finalizer applied to Java's hash of the
     key text, so that texts differing in one character land anywhere; ``keys`` is
-    ``state.descriptors.SPREAD_KEYS``, one Flink key per key group. riverflink's router
+    ``riverflink.state.descriptors.SPREAD_KEYS``, one Flink key per key group. riverflink's router
     (``RouteLines.spreadIndex``) computes the same.
 
     >>> spread_bucket("user-17", '"user-17"', range(128))

@@ -1,5 +1,5 @@
 """Per-key state: model specs, the versioned envelope, Flink descriptors.
 
-``state.descriptors`` imports PyFlink; the rest is plain Python so the
+``riverflink.state.descriptors`` imports PyFlink; the rest is plain Python so the
 per-key logic can be tested without a JVM.
 """

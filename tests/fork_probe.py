@@ -12,7 +12,7 @@ if __name__ == "__main__":
                 "argv": sys.argv[1:],
                 "cwd": os.getcwd(),
                 "probe": os.environ.get("PROBE"),
-                "warm": "operators.functions" in sys.modules,
+                "warm": "riverflink.operators.functions" in sys.modules,
                 "frozen": gc.get_freeze_count() > 0,
             }
         ),

@@ -16,10 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from jobs.accel import early_cluster
-from jobs.cli.flags import add_run_arguments
-from jobs.config.job_file import settings_from_args
-from jobs.runtime.local import run_job
+from riverflink.accel import early_cluster
+from riverflink.cli.flags import add_run_arguments
+from riverflink.config.job_file import settings_from_args
+from riverflink.runtime.local import run_job
 
 
 def main(argv: list) -> int:
@@ -58,6 +58,6 @@ if __name__ == "__main__":
     code = main(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.flush()
-    from jobs.cli import exit_with
+    from riverflink.cli import exit_with
 
     exit_with(code)

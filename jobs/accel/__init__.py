@@ -14,14 +14,14 @@ the JVM do not promise to keep. So every one of them:
 ========================  ============================  =====================================
 accelerator               switch                        module
 ========================  ============================  =====================================
-warm worker fork          ``RIVERFLINK_FORK``           :mod:`jobs.accel.worker_fork`
-early mini-cluster        ``RIVERFLINK_EARLY_CLUSTER``  :mod:`jobs.accel.early_cluster`
-JVM class-data archive    ``RIVERFLINK_CLASS_ARCHIVE``  :mod:`jobs.accel.jvm_archive`
-lean JVM flags            ``RIVERFLINK_LEAN_JVM``       :mod:`jobs.accel.jvm_archive`
-gRPC on loopback          ``RIVERFLINK_LOOPBACK``       :mod:`jobs.accel.loopback`
-lean client imports       ``RIVERFLINK_LEAN_IMPORTS``   :mod:`jobs.accel.lean_imports`
-pipelined state commit    ``RIVERFLINK_STATE_COMMIT``   :mod:`jobs.accel.state_commit`
-state-sampler cap         ``RIVERFLINK_SAMPLER``        :mod:`jobs.accel.sampler`
+warm worker fork          ``RIVERFLINK_FORK``           :mod:`riverflink.accel.worker_fork`
+early mini-cluster        ``RIVERFLINK_EARLY_CLUSTER``  :mod:`riverflink.accel.early_cluster`
+JVM class-data archive    ``RIVERFLINK_CLASS_ARCHIVE``  :mod:`riverflink.accel.jvm_archive`
+lean JVM flags            ``RIVERFLINK_LEAN_JVM``       :mod:`riverflink.accel.jvm_archive`
+gRPC on loopback          ``RIVERFLINK_LOOPBACK``       :mod:`riverflink.accel.loopback`
+lean client imports       ``RIVERFLINK_LEAN_IMPORTS``   :mod:`riverflink.accel.lean_imports`
+pipelined state commit    ``RIVERFLINK_STATE_COMMIT``   :mod:`riverflink.accel.state_commit`
+state-sampler cap         ``RIVERFLINK_SAMPLER``        :mod:`riverflink.accel.sampler`
 ========================  ============================  =====================================
 
 The switches are read from the environment of the process that uses the accelerator;

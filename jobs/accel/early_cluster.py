@@ -20,7 +20,7 @@ each cluster: the cluster starts sooner, and a run that is killed leaves no such
 in ``/tmp``.
 
 Only local runs do this (not under ``flink run``), and only where riverflink's Java
-classes are built (:mod:`jobs.pipeline.router_jar`); ``RIVERFLINK_EARLY_CLUSTER=0`` (or
+classes are built (:mod:`riverflink.pipeline.router_jar`); ``RIVERFLINK_EARLY_CLUSTER=0`` (or
 ``RIVERFLINK_ACCELERATE=0``) turns it off. It reads three private fields by reflection
 (:data:`PRIVATE_FIELDS`) and PyFlink's ``_generate_stream_graph``; it checks them before
 it starts, and anything unexpected on the way falls back to ``env.execute_async`` with
@@ -32,12 +32,12 @@ from __future__ import annotations
 import os
 import signal
 
-from jobs.accel import enabled, turn_off
-from jobs.config.target import under_flink_run
+from riverflink.accel import enabled, turn_off
+from riverflink.config.target import under_flink_run
 
 __all__ = ["CLASS_NAME", "EarlyCluster", "halt_jvm"]
 
-#: The Java class, in the jar of :mod:`jobs.pipeline.router_jar`.
+#: The Java class, in the jar of :mod:`riverflink.pipeline.router_jar`.
 CLASS_NAME = "riverflink.EarlyMiniCluster"
 
 
@@ -55,7 +55,7 @@ class EarlyCluster:
             return False
         if under_flink_run():  # the cluster exists already
             return False
-        from jobs.pipeline.router_jar import router_jar
+        from riverflink.pipeline.router_jar import router_jar
 
         return router_jar() is not None
 
@@ -67,8 +67,7 @@ class EarlyCluster:
         from py4j.protocol import Py4JError
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import get_j_env_configuration, load_java_class
-
-        from jobs.pipeline.router_jar import router_jar
+        from riverflink.pipeline.router_jar import router_jar
 
         jar = router_jar()
         problem = missing_internals()

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.accel import enabled
+from riverflink.accel import enabled
 
 __all__ = [
     "LEAN_FLAGS",
@@ -130,7 +130,7 @@ def build_archive(timeout: float = 600) -> tuple[Path, float]:
         command = [
             sys.executable,
             "-m",
-            "jobs.cli",
+            "riverflink.cli",
             "run",
             "--source",
             str(work / "in.jsonl"),
@@ -142,8 +142,11 @@ def build_archive(timeout: float = 600) -> tuple[Path, float]:
             "1",
             "--quiet",
         ]
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        from riverflink.config.paths import code_root
+
+        root = code_root()
+        if root is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0 or not partial.is_file():
             partial.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ import importlib.util
 import sys
 import types
 
-from jobs.accel import enabled, turn_off
+from riverflink.accel import enabled, turn_off
 
 __all__ = ["import_job_messages"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from jobs.accel import enabled, turn_off
+from riverflink.accel import enabled, turn_off
 
 __all__ = ["LOOPBACK_PROPERTY", "loopback_problem", "use_loopback_agent", "warn_if_exposed"]
 
@@ -28,7 +28,7 @@ LOOPBACK_PROPERTY = "riverflink.grpc.loopback"
 
 def use_loopback_agent() -> bool:
     """Load riverflink's agent into the JVM PyFlink starts next; False where there is no
-    jar to load it from (no JDK: see :mod:`jobs.pipeline.router_jar`).
+    jar to load it from (no JDK: see :mod:`riverflink.pipeline.router_jar`).
 
     Flink's Python operators serve their workers (control, data, state, logging) on free
     ports on every network interface, though the workers connect to ``localhost``; the
@@ -36,7 +36,7 @@ def use_loopback_agent() -> bool:
     """
     if not enabled("loopback"):
         return False
-    from jobs.pipeline.router_jar import router_jar
+    from riverflink.pipeline.router_jar import router_jar
 
     jar = router_jar()
     if jar is None:

@@ -11,7 +11,7 @@ waits for each end, and so does the worker's next record.
 
 :func:`shorten_sampling` caps the sampler's sleep at :data:`SAMPLING_PERIOD_MS` for
 the samplers created after it: in local runs, the warm process calls it before it
-forks the workers (``jobs.accel.worker_fork``). Workers that a Flink cluster starts itself
+forks the workers (``riverflink.accel.worker_fork``). Workers that a Flink cluster starts itself
 create their first sampler before riverflink's code runs and keep Beam's for it.
 The thread then wakes 200 times a second during a long bundle (a lock and a clock
 read each time, nothing that takes the GIL). It changes a default argument of Beam's
@@ -22,7 +22,7 @@ against, and otherwise leaves Beam alone with one warning line.
 
 from __future__ import annotations
 
-from jobs.accel import enabled, turn_off
+from riverflink.accel import enabled, turn_off
 
 __all__ = ["SAMPLING_PERIOD_MS", "shorten_sampling"]
 

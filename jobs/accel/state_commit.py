@@ -16,12 +16,12 @@ PyFlink alone (correct, only slower) with one warning line.
 
 ``RIVERFLINK_STATE_COMMIT=0`` (or ``RIVERFLINK_ACCELERATE=0``) leaves PyFlink's commit
 as it is. The switch of the process that builds the job travels with it, to a
-cluster's workers too (``jobs.accel.worker.worker_setup_for_job``).
+cluster's workers too (``riverflink.accel.worker.worker_setup_for_job``).
 """
 
 from __future__ import annotations
 
-from jobs.accel import enabled, turn_off
+from riverflink.accel import enabled, turn_off
 
 __all__ = ["pipeline_commits"]
 

@@ -1,7 +1,7 @@
 """The learning operator's worker set-up: the patches a Python worker takes as it opens.
 
 The runtime hands :func:`worker_setup_for_job` to the pipeline, which passes it to
-``operators.functions.LearnPerKey`` as its ``on_open`` hook, so the operators never
+``riverflink.operators.functions.LearnPerKey`` as its ``on_open`` hook, so the operators never
 import the accelerators.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import os
 
-from jobs.accel import SWITCHES, enabled
-from jobs.accel.sampler import shorten_sampling
-from jobs.accel.state_commit import pipeline_commits
+from riverflink.accel import SWITCHES, enabled
+from riverflink.accel.sampler import shorten_sampling
+from riverflink.accel.state_commit import pipeline_commits
 
 __all__ = ["worker_setup", "worker_setup_for_job"]
 

@@ -45,7 +45,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobs.accel import enabled, turn_off
+from riverflink.accel import enabled, turn_off
 
 __all__ = ["Zygote", "main"]
 
@@ -140,7 +140,7 @@ class Zygote:
             [
                 sys.executable,
                 "-m",
-                "jobs.accel.worker_fork",
+                "riverflink.accel.worker_fork",
                 zygote.socket_path,
                 json.dumps(preload),
                 str(verdict_w),
@@ -204,9 +204,9 @@ class Zygote:
         self._watch = (directory, conn)
 
     def summary(self, directory: str, **options) -> str | None:
-        """``jobs.results.summary.job_summary(directory, **options)`` computed by the zygote, which
-        has River imported already (and has read ``directory`` since :meth:`watch`, if it
-        was asked to). Raises ``OSError`` where it cannot answer."""
+        """``riverflink.results.summary.job_summary(directory, **options)``, computed by the
+        zygote, which has River imported already (and has read ``directory`` since
+        :meth:`watch`, if it was asked to). Raises ``OSError`` where it cannot answer."""
         watch, self._watch = self._watch, None
         if watch is not None and watch[1] is not None:
             with watch[1] as conn:
@@ -239,7 +239,7 @@ def _preload(specs: dict, verdict_fd: int | None = None) -> None:
     """
     verdict: dict = {}
     try:
-        from operators.learner import OnlineLearner
+        from riverflink.operators.learner import OnlineLearner
 
         verdict["kind"] = OnlineLearner(**specs).kind  # River's modules of the specs
     except ValueError as exc:  # a bad spec: the client reports it
@@ -256,9 +256,8 @@ def _preload(specs: dict, verdict_fd: int | None = None) -> None:
     import pyflink.fn_execution.beam.beam_operations  # noqa: F401 - Beam's worker, coders
     import pyflink.fn_execution.beam.beam_sdk_worker_main  # noqa: F401
     import pyflink.fn_execution.datastream.process.operations  # noqa: F401
-
-    import operators.functions  # noqa: F401
-    from jobs.accel.sampler import shorten_sampling
+    import riverflink.operators.functions  # noqa: F401
+    from riverflink.accel.sampler import shorten_sampling
 
     shorten_sampling()  # before any worker creates its bundle processor
 
@@ -305,7 +304,7 @@ def _supervise(conn: socket.socket) -> None:
             gc.disable()
             options, reader = request["summary"], None
             if request.get("watch"):
-                from jobs.results.outputs import OutputReader
+                from riverflink.results.outputs import OutputReader
 
                 reader = OutputReader(options["directory"])
                 options = _read_until_asked(conn, reader, rest)
@@ -347,8 +346,9 @@ def _read_until_asked(conn: socket.socket, reader, pending: bytes) -> dict:
 
 def _summary(options: dict, reader=None) -> str | None:
     """The end-of-run summary (None: no committed output), computed here for the client;
-    ``reader``: a :class:`jobs.results.outputs.OutputReader` of the output, if one has read it."""
-    from jobs.results.summary import job_summary
+    ``reader``: a :class:`riverflink.results.outputs.OutputReader` of the output, if one has
+    read it."""
+    from riverflink.results.summary import job_summary
 
     try:
         return job_summary(**options, reader=reader)
@@ -391,7 +391,7 @@ def _become_worker(request: dict, fds: list) -> None:
 
 
 def main(argv: list | None = None) -> int:
-    """``python -m jobs.accel.worker_fork SOCKET SPECS_JSON [VERDICT_FD]``: the zygote."""
+    """``python -m riverflink.accel.worker_fork SOCKET SPECS_JSON [VERDICT_FD]``: the zygote."""
     path, specs, *verdict = argv if argv is not None else sys.argv[1:]
     # Ctrl-C reaches the whole process group; the client handles it and closes stdin,
     # which ends the zygote. (Each worker restores the default handler.)

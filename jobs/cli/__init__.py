@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jobs.cli.flags import add_run_arguments
+from riverflink.cli.flags import add_run_arguments
 
 __all__ = ["entry", "exit_with", "main"]
 
@@ -86,7 +86,9 @@ def _add_cluster_commands(commands) -> None:
     stop_cluster = actions.add_parser("stop", help="stop the cluster started by `cluster start`")
     for parser in (start, stop_cluster):
         parser.add_argument(
-            "--dir", metavar="DIR", help="configuration, logs, pids (.riverflink/cluster)"
+            "--dir",
+            metavar="DIR",
+            help="configuration, logs, pids (~/.local/state/riverflink/cluster)",
         )
     submit = commands.add_parser(
         "submit",
@@ -111,18 +113,18 @@ def _add_cluster_commands(commands) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        from jobs.cli.run import run_command
+        from riverflink.cli.run import run_command
 
         return run_command(args)
     if args.command == "report":
-        from jobs.cli.tools import report_command
+        from riverflink.cli.tools import report_command
 
         return report_command(args)
     if args.command == "warm-up":
-        from jobs.cli.tools import warm_up_command
+        from riverflink.cli.tools import warm_up_command
 
         return warm_up_command()
-    from jobs.cli import cluster
+    from riverflink.cli import cluster
 
     if args.command == "cluster":
         return cluster.cluster_command(args)
@@ -145,7 +147,7 @@ def exit_with(code: int) -> None:
     sys.stderr.flush()
     gateway = sys.modules.get("pyflink.java_gateway")
     if gateway is not None and getattr(gateway, "_gateway", None) is not None:
-        early_cluster = sys.modules.get("jobs.accel.early_cluster")
+        early_cluster = sys.modules.get("riverflink.accel.early_cluster")
         if early_cluster is not None:
             early_cluster.halt_jvm()  # it would stop by itself, 0.3 s later
         os._exit(code)

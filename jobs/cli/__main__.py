@@ -1,5 +1,5 @@
-"""``python -m jobs.cli ARGS``: the ``riverflink`` command."""
+"""``python -m riverflink.cli ARGS``: the ``riverflink`` command."""
 
-from jobs.cli import entry
+from riverflink.cli import entry
 
 entry()

@@ -7,15 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.cli.run import job_failure_reason
-from jobs.config.job_file import settings_from_args
-from jobs.config.settings import SettingsError
+from riverflink.cli.run import job_failure_reason
+from riverflink.config.job_file import settings_from_args
+from riverflink.config.settings import SettingsError
 
 __all__ = ["cluster_command", "stop_command", "submit_command"]
 
 
 def cluster_command(args: argparse.Namespace) -> int:
-    from jobs.cluster import standalone as cluster
+    from riverflink.cluster import standalone as cluster
 
     directory = Path(args.dir).resolve() if args.dir else cluster.default_cluster_dir()
     try:
@@ -58,8 +58,8 @@ def _flink_failure(exc) -> str:
 
 
 def submit_command(args: argparse.Namespace) -> int:
-    from jobs.cluster.standalone import ClusterError, default_jobmanager
-    from jobs.cluster.submit import FlinkCliError, submit_job
+    from riverflink.cluster.standalone import ClusterError, default_jobmanager
+    from riverflink.cluster.submit import FlinkCliError, submit_job
 
     jobmanager = args.jobmanager or default_jobmanager()
     try:
@@ -91,7 +91,7 @@ def submit_command(args: argparse.Namespace) -> int:
 def _warn_if_short_of_slots(jobmanager: str, parallelism: int) -> None:
     """A job wider than the cluster waits for slots (a cluster that adds TaskManagers on
     demand gives them; a standalone one never does), and cannot be stopped with a savepoint."""
-    from jobs.cluster.standalone import rest_get
+    from riverflink.cluster.standalone import rest_get
 
     try:
         slots = int(rest_get(jobmanager, "/overview")["slots-total"])
@@ -108,8 +108,8 @@ def _warn_if_short_of_slots(jobmanager: str, parallelism: int) -> None:
 
 
 def stop_command(args: argparse.Namespace) -> int:
-    from jobs.cluster.standalone import ClusterError, default_jobmanager
-    from jobs.cluster.submit import FlinkCliError, stop_job
+    from riverflink.cluster.standalone import ClusterError, default_jobmanager
+    from riverflink.cluster.submit import FlinkCliError, stop_job
 
     jobmanager = args.jobmanager or default_jobmanager()
     try:

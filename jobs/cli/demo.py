@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.config.settings import JobSettings
+from riverflink.config.settings import JobSettings
 
 __all__ = ["generate", "summarize", "main"]
 
@@ -69,7 +69,7 @@ def summarize(output: Path, source: Path) -> dict:
 
 
 def main() -> int:
-    from jobs.runtime.local import run_job
+    from riverflink.runtime.local import run_job
 
     source, output = OUT / "input.jsonl", OUT / "output"
     generate(source)

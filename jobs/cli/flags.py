@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL, PROFILES
+from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL, PROFILES
 
 __all__ = ["add_run_arguments"]
 

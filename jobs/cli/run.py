@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.config.job_file import settings_from_args
-from jobs.config.settings import SettingsError
-from jobs.config.target import under_flink_run
+from riverflink.config.job_file import settings_from_args
+from riverflink.config.settings import SettingsError
+from riverflink.config.target import under_flink_run
 
 __all__ = ["job_failure_reason", "run_command"]
 
@@ -45,8 +45,8 @@ def _total_lines(settings) -> int | None:
     """Lines of a bounded file input (the progress line's total), else None."""
     if settings.unbounded or settings.is_socket:
         return None
-    from jobs.config.inputs import UnreadableInput, input_files
-    from jobs.results.progress import count_lines
+    from riverflink.config.inputs import UnreadableInput, input_files
+    from riverflink.results.progress import count_lines
 
     try:
         return count_lines(input_files(settings.source))
@@ -60,7 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     def progress(port: int):
         nonlocal line
-        from jobs.results.progress import ProgressLine
+        from riverflink.results.progress import ProgressLine
 
         line = ProgressLine(
             port,
@@ -76,14 +76,14 @@ def run_command(args: argparse.Namespace) -> int:
         jvm_args = os.environ.get("JVM_ARGS")  # the user's (a local run adds its own)
         live = None  # the directory of the workers' live counts (operators/live_counts.py)
         if not under_flink_run():  # a local run: its workers are ours
-            from operators.live_counts import ENV as LIVE_COUNTS_ENV
+            from riverflink.operators.live_counts import ENV as LIVE_COUNTS_ENV
 
             live = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-counts-"))
             os.environ[LIVE_COUNTS_ENV] = live  # the JVM and its workers inherit it
         try:
             settings = settings_from_args(args)
             restored = _restored_checkpoint(settings)
-            from jobs.runtime.local import run_job, warm_workers
+            from riverflink.runtime.local import run_job, warm_workers
 
             zygote = warm_workers(settings)  # it also computes the summary: it has River
             if zygote is not None:
@@ -130,8 +130,8 @@ def _restored_checkpoint(settings) -> Path | None:
     for any other start: another input leaves that job's checkpoints its own)."""
     if settings.restore != "latest" or not settings.checkpoint_dir or settings.is_socket:
         return None
-    from jobs.config.checkpoints import holds_operator, latest_checkpoint
-    from jobs.pipeline.uids import UIDS, file_source_uid
+    from riverflink.config.checkpoints import holds_operator, latest_checkpoint
+    from riverflink.pipeline.uids import UIDS, file_source_uid
 
     found = latest_checkpoint(settings.checkpoint_dir)
     uids = (file_source_uid(settings.source, settings.follow), UIDS["source"])
@@ -162,13 +162,13 @@ def _remove_finished(checkpoint: Path, checkpoint_dir: Path) -> None:
 def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:
     """The end-of-run lines: what the committed output holds (or, on stdout, the counts).
 
-    ``zygote``: the run's warm process (:mod:`jobs.accel.worker_fork`), which computes them.
+    ``zygote``: the run's warm process (:mod:`riverflink.accel.worker_fork`), which computes them.
     ``live``: the directory of the workers' live counts, exact once the job has ended.
     """
-    from jobs.results.progress import format_elapsed
+    from riverflink.results.progress import format_elapsed
 
     if settings.output == "-":
-        from operators.live_counts import read_live_counts
+        from riverflink.operators.live_counts import read_live_counts
 
         counted = read_live_counts(live) if live is not None else None
         source = "lines processed, replays after a restart included"
@@ -184,7 +184,7 @@ def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:
             file=sys.stderr,
         )
         return
-    from jobs.results.summary import job_summary
+    from riverflink.results.summary import job_summary
 
     options = dict(model_spec=settings.model, metric_spec=settings.metric, elapsed=elapsed)
     try:

@@ -10,7 +10,7 @@ __all__ = ["report_command", "warm_up_command"]
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from jobs.results.report import write_report
+    from riverflink.results.report import write_report
 
     try:
         table, written = write_report(
@@ -26,8 +26,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def warm_up_command() -> int:
-    from jobs.accel.jvm_archive import build_archive
-    from jobs.pipeline.router_jar import build_jar, jar_path
+    from riverflink.accel.jvm_archive import build_archive
+    from riverflink.pipeline.router_jar import build_jar, jar_path
 
     path = jar_path()
     if not path.is_file():

@@ -6,7 +6,8 @@
 The ``apache-flink`` wheel carries Flink's own launch scripts (``bin/jobmanager.sh``,
 ``bin/taskmanager.sh``); this module runs them with a configuration generated
 from ``flink-conf/config.yaml`` and keeps everything it creates (configuration,
-logs, pid files) in one directory, ``.riverflink/cluster/`` in the repository
+logs, pid files) in one directory, the per-user state directory
+(``~/.local/state/riverflink/cluster/``, see :func:`riverflink.config.paths.state_dir`)
 by default. It stops only the processes it started, by the pids in that
 directory.
 
@@ -30,8 +31,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-
-from jobs.config.flink_conf import conf_dir, flink_settings
+from riverflink.config.flink_conf import conf_dir, flink_settings
+from riverflink.config.paths import state_dir
 
 __all__ = [
     "ClusterError",
@@ -43,7 +44,6 @@ __all__ = [
     "stop_cluster",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 IDENT = "riverflink"  # FLINK_IDENT_STRING: names the pid and log files
 DAEMONS = ("taskexecutor", "standalonesession")  # stop order: TaskManagers first
 
@@ -53,7 +53,7 @@ class ClusterError(RuntimeError):
 
 
 def default_cluster_dir() -> Path:
-    return REPO / ".riverflink" / "cluster"
+    return state_dir() / "cluster"
 
 
 def flink_home() -> Path:
@@ -155,8 +155,8 @@ def write_conf(directory: Path, *, slots: int, rest_port: int, rpc_port: int) ->
             "python.executable": sys.executable,
         }
     )
-    from jobs.accel import enabled
-    from jobs.pipeline.router_jar import router_jar
+    from riverflink.accel import enabled
+    from riverflink.pipeline.router_jar import router_jar
 
     jar = router_jar()
     if jar is not None and enabled("loopback"):

@@ -20,13 +20,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import jobs
-import operators
-import state
-from jobs.cluster.standalone import REPO, ClusterError, flink_home, rest_get
-from jobs.config.flink_conf import conf_dir, flink_settings
-from jobs.config.inputs import local_path
-from jobs.config.settings import JobSettings, SettingsError
+from riverflink.cluster.standalone import ClusterError, flink_home, rest_get
+from riverflink.config.flink_conf import conf_dir, flink_settings
+from riverflink.config.inputs import local_path
+from riverflink.config.paths import package_dirs, state_dir
+from riverflink.config.settings import JobSettings, SettingsError
 
 __all__ = [
     "FlinkCliError",
@@ -98,7 +96,7 @@ def _flink(args: list[str], timeout: float) -> str:
         os.environ,
         FLINK_HOME=str(flink_home()),
         FLINK_CONF_DIR=str(conf_dir()),
-        FLINK_LOG_DIR=str(REPO / ".riverflink" / "client-log"),
+        FLINK_LOG_DIR=str(state_dir() / "client-log"),
     )
     env.pop("PYFLINK_GATEWAY_PORT", None)
     command = ["bash", str(flink_home() / "bin" / "flink"), *args]
@@ -115,27 +113,31 @@ def _flink(args: list[str], timeout: float) -> str:
 
 
 def code_archive(path: Path) -> Path:
-    """Zip riverflink's packages (``jobs/``, ``operators/``, ``state/``) for ``-pyfs``.
+    """Zip the ``riverflink`` package, as installed, for ``-pyfs``.
 
     Flink puts a shipped directory itself on the workers' ``PYTHONPATH`` (so
-    ``jobs/`` would give ``import cli``, not ``import jobs.cli``); a shipped zip
-    is unpacked and its root goes on the path, which keeps the package names.
-    The router's Java sources go too: the job is built from the unpacked copy, which
-    finds its router jar by the digest of those sources (``jobs.pipeline.router_jar``); without
-    them it would route in Flink SQL, and no savepoint of a local run would restore.
+    ``riverflink/`` would give ``import cli``, not ``import riverflink.cli``); a shipped
+    zip is unpacked and its root goes on the path, which keeps the package names. An
+    editable install's folders (``jobs/``, ``operators/``, ``state/``) go in under the
+    names they are imported by. The router's Java sources go too: the job is built from
+    the unpacked copy, which finds its router jar by the digest of those sources
+    (``riverflink.pipeline.router_jar``); without them it would route in Flink SQL, and
+    no savepoint of a local run would restore.
     """
+    members: dict[str, Path] = {}
+    for name, root in package_dirs().items():
+        prefix = name.replace(".", "/")
+        for source in sorted([*root.rglob("*.py"), *root.rglob("java/**/*.java")]):
+            members.setdefault(f"{prefix}/{source.relative_to(root).as_posix()}", source)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in (jobs, operators, state):
-            root = Path(package.__file__).resolve().parent
-            sources = [*root.rglob("*.py"), *root.rglob("java/**/*.java")]
-            for source in sorted(sources):
-                archive.write(source, f"{root.name}/{source.relative_to(root).as_posix()}")
+        for member, source in sorted(members.items()):
+            archive.write(source, member)
     return path
 
 
 def submit_job(settings: JobSettings, jobmanager: str, timeout: float = 300.0) -> str:
     """Submit the job detached; return its JobID."""
-    from jobs.config.specs import check_specs
+    from riverflink.config.specs import check_specs
 
     if settings.savepoint_on_exit:
         raise SettingsError(
@@ -152,7 +154,7 @@ def submit_job(settings: JobSettings, jobmanager: str, timeout: float = 300.0) -
             "-m",
             jobmanager,
             "-py",
-            str(Path(jobs.__file__).resolve().parent / "online_learning.py"),
+            str(package_dirs()["riverflink"] / "online_learning.py"),
             "-pyfs",
             str(code_archive(Path(tmp) / "riverflink.zip")),
             "-pyclientexec",

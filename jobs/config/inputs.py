@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from operators.records import is_blank
+from riverflink.operators.records import is_blank
 
 __all__ = [
     "REFUSED_COMPRESSION",

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 
-from jobs.config.settings import JobSettings, SettingsError, is_whole
+from riverflink.config.settings import JobSettings, SettingsError, is_whole
 
 __all__ = ["settings_from_args"]
 

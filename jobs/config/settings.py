@@ -28,8 +28,8 @@ UNBOUNDED_COMMIT_INTERVAL = 2.0
 #: buffers flush every millisecond. (A busy worker's bundles last as long as it takes to
 #: process the lines that waited for the previous one; what the timer adds after a
 #: bundle ends recurs in every cycle, so short timers keep the latency low.)
-#: throughput: the router (jobs.pipeline.router_jar) gathers lines per routing bucket and sends
-#: a bucket's on at 256 lines, every 500 ms, and, when it holds 4,096 in all, the fullest
+#: throughput: the router (riverflink.pipeline.router_jar) gathers lines per routing bucket and
+#: sends a bucket's on at 256 lines, every 500 ms, and, when it holds 4,096 in all, the fullest
 #: bucket's; each batch crosses into Python as one element. Bundles end every 5 s (or at
 #: a checkpoint); the progress line's counters move at each bundle's end.
 #: With checkpoints, a bundle also ends after 40 batches (at most about 10,000 lines): a
@@ -57,7 +57,7 @@ PROFILES = {
 }
 
 
-#: The most subtasks that get keys: ``state.descriptors.ROUTING_BUCKETS`` (not imported
+#: The most subtasks that get keys: ``riverflink.state.descriptors.ROUTING_BUCKETS`` (not imported
 #: here, where the client checks its flags before it has imported PyFlink).
 MAX_PARALLELISM = 128
 
@@ -93,7 +93,7 @@ class JobSettings:
 
     def __post_init__(self):
         if isinstance(self.restore, str) and self.restore.startswith("file:"):
-            from jobs.config.inputs import local_path
+            from riverflink.config.inputs import local_path
 
             object.__setattr__(self, "restore", local_path(self.restore))
         self._check_source()
@@ -115,7 +115,7 @@ class JobSettings:
                 raise SettingsError(f"--source {self.source}: no such file or directory")
             if self.follow and not path.is_dir():
                 raise SettingsError(f"--follow needs a directory to watch; {self.source} is a file")
-            from jobs.config.inputs import REFUSED_COMPRESSION, input_files
+            from riverflink.config.inputs import REFUSED_COMPRESSION, input_files
 
             for file in input_files(self.source):
                 if file.suffix in REFUSED_COMPRESSION:
@@ -271,7 +271,7 @@ def _check_fresh_output(output: str) -> None:
     if not earlier:
         return
     hint = "choose a new --output or remove this one"
-    from jobs.config.checkpoints import latest_checkpoint
+    from riverflink.config.checkpoints import latest_checkpoint
 
     if latest_checkpoint(str(root / "_checkpoints")) is not None:
         hint += (
@@ -295,7 +295,7 @@ def _check_restore_path(restore: str) -> None:
         raise SettingsError(f"--restore {restore}: no such checkpoint or savepoint")
     if path.is_file() and path.name == "_metadata" or (path / "_metadata").is_file():
         return
-    from jobs.config.checkpoints import latest_checkpoint
+    from riverflink.config.checkpoints import latest_checkpoint
 
     if path.is_dir() and latest_checkpoint(str(path)) is not None:
         raise SettingsError(

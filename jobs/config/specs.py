@@ -7,13 +7,13 @@ instead of failing every subtask once the job runs.
 
 from __future__ import annotations
 
-from jobs.config.settings import JobSettings
+from riverflink.config.settings import JobSettings
 
 __all__ = ["check_specs", "learner_options"]
 
 
 def learner_options(settings: JobSettings) -> dict:
-    """The keyword arguments of ``operators.learner.OnlineLearner`` for this job."""
+    """The keyword arguments of ``riverflink.operators.learner.OnlineLearner`` for this job."""
     return dict(
         model_spec=settings.model,
         drift_spec=settings.drift,
@@ -26,6 +26,6 @@ def learner_options(settings: JobSettings) -> dict:
 def check_specs(settings: JobSettings) -> str:
     """Build the specs once (this imports River); raise ``SpecError`` (a ``ValueError``)
     for one that cannot be built. Returns the model's kind ("classifier", ...)."""
-    from operators.learner import OnlineLearner
+    from riverflink.operators.learner import OnlineLearner
 
     return OnlineLearner(**learner_options(settings)).kind

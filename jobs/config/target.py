@@ -1,6 +1,6 @@
 """Where a run executes: on riverflink's own local mini-cluster, or under ``flink run``.
 
-``riverflink run`` (and ``python -m jobs.online_learning``) start a JVM of their own and
+``riverflink run`` (and ``python -m riverflink.online_learning``) start a JVM of their own and
 run the job on Flink's embedded mini-cluster: riverflink owns its processes, ports and
 Python workers. ``riverflink submit`` hands the same script to Flink's CLI, ``flink run
 -py``, which starts it with a gateway to the client JVM it already runs

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.config.flink_conf import flink_settings
-from jobs.config.settings import JobSettings
-from jobs.config.target import under_flink_run
-from jobs.pipeline.routing import routed
-from jobs.pipeline.sinks import file_sink
-from jobs.pipeline.sources import lines_of, restore_path
-from jobs.pipeline.uids import UIDS
+from riverflink.config.flink_conf import flink_settings
+from riverflink.config.settings import JobSettings
+from riverflink.config.target import under_flink_run
+from riverflink.pipeline.routing import routed
+from riverflink.pipeline.sinks import file_sink
+from riverflink.pipeline.sources import lines_of, restore_path
+from riverflink.pipeline.uids import UIDS
 
 __all__ = ["UIDS", "build_job"]
 
@@ -23,13 +23,12 @@ def build_job(env, settings: JobSettings, *, on_open=None) -> None:
     """Add the riverflink pipeline to ``env``: source, routing, learn per key, sinks.
 
     The specs are not checked here (that imports River): callers check them first
-    (:func:`jobs.config.specs.check_specs`), or beside, as a local run does.
+    (:func:`riverflink.config.specs.check_specs`), or beside, as a local run does.
     ``on_open``: a picklable function each Python worker calls as the learning operator
-    opens (the runtime passes :func:`jobs.accel.worker.worker_setup_for_job`).
+    opens (the runtime passes :func:`riverflink.accel.worker.worker_setup_for_job`).
     """
     from pyflink.common import Types
-
-    from operators.functions import (
+    from riverflink.operators.functions import (
         ALERTS,
         OUTCOMES,
         REJECTED,
@@ -38,7 +37,7 @@ def build_job(env, settings: JobSettings, *, on_open=None) -> None:
         WRITE_ON_EVICTION,
         LearnPerKey,
     )
-    from operators.records import Fields
+    from riverflink.operators.records import Fields
 
     # Whether labels must be numbers (regressors) is up to the learner, in each worker.
     fields = Fields(

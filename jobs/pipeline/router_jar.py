@@ -45,12 +45,16 @@ MANIFEST = (
 
 def _sources() -> list:
     """riverflink's Java classes, built into one jar: the router (``operators/java/``);
-    the early mini-cluster (:mod:`jobs.accel.early_cluster`), the socket source and the local
-    JVM's agent (:mod:`jobs.accel.jvm_archive`), each in a ``java/`` folder beside its
+    the early mini-cluster (:mod:`riverflink.accel.early_cluster`), the socket source and the local
+    JVM's agent (:mod:`riverflink.accel.jvm_archive`), each in a ``java/`` folder beside its
     Python module."""
-    root = Path(__file__).resolve().parents[2]
-    folders = ("operators", "jobs/pipeline", "jobs/accel")
-    return sorted(p for folder in folders for p in (root / folder / "java").rglob("*.java"))
+    from riverflink.config.paths import package_dirs
+
+    dirs = package_dirs()
+    root = dirs["riverflink"]
+    folders = (dirs["riverflink.operators"], root / "pipeline", root / "accel")
+    sources = [p for folder in folders for p in (folder / "java").rglob("*.java")]
+    return sorted(sources, key=lambda p: p.name)  # the same order in every layout
 
 
 def _pyflink_jars() -> list:
@@ -130,7 +134,7 @@ def router_jar() -> Path | None:
     """The router's jar, built now if need be; None to route in Flink SQL instead."""
     choice = os.environ.get("RIVERFLINK_ROUTER", "")
     if choice.strip().lower() not in ("", "java", "sql"):
-        from jobs.config.settings import SettingsError
+        from riverflink.config.settings import SettingsError
 
         raise SettingsError(f"RIVERFLINK_ROUTER={choice!r}: java (the default) or sql")
     if choice.strip().lower() == "sql":

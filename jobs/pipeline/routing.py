@@ -1,6 +1,6 @@
 """Lines keyed by routing bucket: riverflink's Java router, or Flink SQL without a JDK.
 
-Every input line needs its routing bucket (``state.descriptors``) before it can reach its
+Every input line needs its routing bucket (``riverflink.state.descriptors``) before it can reach its
 key's model, and that is work for Java, where the lines already are.
 """
 
@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from jobs.config.settings import JobSettings, SettingsError
-from jobs.pipeline.sources import restore_path, use_jar
-from jobs.pipeline.uids import UIDS
+from riverflink.config.settings import JobSettings, SettingsError
+from riverflink.pipeline.sources import restore_path, use_jar
+from riverflink.pipeline.uids import UIDS
 
 __all__ = ["key_text_sql", "routed"]
 
@@ -20,15 +20,15 @@ __all__ = ["key_text_sql", "routed"]
 def routed(env, lines, settings: JobSettings, *, markers: bool = False):
     """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
 
-    riverflink's own operator does it (:mod:`jobs.pipeline.router_jar`), or Flink SQL where
+    riverflink's own operator does it (:mod:`riverflink.pipeline.router_jar`), or Flink SQL where
     that cannot be built. Returns ``(keyed stream, markers, routing)``: with ``markers``
     asked for and the router in use, each bucket gets an empty list right before each
-    checkpoint barrier; ``routing`` (``state.descriptors``) is ``spread`` unless the
+    checkpoint barrier; ``routing`` (``riverflink.state.descriptors``) is ``spread`` unless the
     restored state was written with ``hash`` routing or only Flink SQL can route.
     """
-    from jobs.config.checkpoints import execution_mode_of
-    from jobs.pipeline.router_jar import router_jar
-    from state.descriptors import HASH, HASH_STATE_NAME, KEY_STATE_NAME, SPREAD
+    from riverflink.config.checkpoints import execution_mode_of
+    from riverflink.pipeline.router_jar import router_jar
+    from riverflink.state.descriptors import HASH, HASH_STATE_NAME, KEY_STATE_NAME, SPREAD
 
     restore = restore_path(env, settings)
     routing = SPREAD
@@ -41,7 +41,7 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
                 file=sys.stderr,
             )
         if os.environ.get("RIVERFLINK_ROUTER", "") != "java":
-            from jobs.config.checkpoints import holds_sql_windows
+            from riverflink.config.checkpoints import holds_sql_windows
 
             if holds_sql_windows(restore):
                 print(
@@ -69,9 +69,8 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, ro
     from pyflink.datastream import DataStream
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
-
-    from jobs.pipeline.router_jar import CLASS_NAME
-    from state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
+    from riverflink.pipeline.router_jar import CLASS_NAME
+    from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
     use_jar(env, jar)
     tuning = settings.tuning
@@ -104,15 +103,14 @@ def _routed_sql(env, lines, settings: JobSettings):
     """Lines keyed by routing bucket, by Flink SQL (where the router cannot be built).
 
     The bucket comes from Flink SQL: the key field's text (``JSON_VALUE`` of the line,
-    decoded as UTF-8) hashed into ``ROUTING_BUCKETS``. ``operators.records.route_bucket``
+    decoded as UTF-8) hashed into ``ROUTING_BUCKETS``. ``riverflink.operators.records.route_bucket``
     is the same function in Python; the learner checks every key it meets against it.
     """
     from pyflink.common import Types
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
     from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-
-    from state.descriptors import ROUTING_BUCKETS
+    from riverflink.state.descriptors import ROUTING_BUCKETS
 
     batch_ms = settings.tuning["batch_ms"]
     if settings.is_socket:
@@ -160,7 +158,7 @@ def key_text_sql(field: str) -> str:
     Parsing JSON in Flink costs more per line than anything else in Java, so a line that
     starts with the key field holding a plain ASCII string (``{"key": "u42", ...``) has
     it cut out by a regular expression; every other line is parsed. Both give the same
-    text, which ``operators.records.route_text`` gives in Python.
+    text, which ``riverflink.operators.records.route_text`` gives in Python.
     """
     raw = "f0"  # raw bytes as ISO-8859-1 characters (see _source)
     bom = "CHR(239) || CHR(187) || CHR(191)"

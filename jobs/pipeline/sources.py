@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.config.settings import DISCOVERY_INTERVAL, JobSettings, SettingsError
-from jobs.pipeline.uids import UIDS, file_source_uid
+from riverflink.config.settings import DISCOVERY_INTERVAL, JobSettings, SettingsError
+from riverflink.pipeline.uids import UIDS, file_source_uid
 
 __all__ = ["lines_of", "restore_path", "source_uid", "use_jar"]
 
@@ -31,8 +31,7 @@ def _socket_lines(env, host: str, port: int, retries: int):
     """
     from pyflink.common import Types
     from pyflink.java_gateway import get_gateway
-
-    from jobs.pipeline.router_jar import SOCKET_CLASS_NAME, router_jar
+    from riverflink.pipeline.router_jar import SOCKET_CLASS_NAME, router_jar
 
     j_env = env._j_stream_execution_environment
     jar = router_jar()
@@ -65,7 +64,7 @@ def lines_of(env, settings: JobSettings):
     fmt = StreamFormat.text_line_format("ISO-8859-1")
     if settings.savepoint_on_exit:
         # Tasks must stay alive for the final savepoint: read exactly today's files, never finish.
-        from jobs.config.inputs import input_files
+        from riverflink.config.inputs import input_files
 
         paths = [str(p.resolve()) for p in input_files(settings.source)]
         builder = FileSource.for_record_stream_format(fmt, *paths).monitor_continuously(
@@ -96,7 +95,7 @@ def source_uid(settings: JobSettings, restore: str | None) -> str:
     (nothing that arrived since), or a one-time read as following from scratch (what was
     read, learned twice).
     """
-    from jobs.config.checkpoints import holds_operator
+    from riverflink.config.checkpoints import holds_operator
 
     if settings.savepoint_on_exit:
         import uuid
@@ -131,7 +130,7 @@ def restore_path(env, settings: JobSettings) -> str | None:
     for key in ("execution.state-recovery.path", "execution.savepoint.path"):
         value = j_conf.getString(key, "")
         if value:
-            from jobs.config.inputs import local_path
+            from riverflink.config.inputs import local_path
 
             return local_path(value)
     return settings.restore

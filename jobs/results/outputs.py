@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.results.part_files import committed_parts, part_rows
+from riverflink.results.part_files import committed_parts, part_rows
 
 __all__ = [
     "KeyCurve",

@@ -22,11 +22,11 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 
-from operators.live_counts import read_live_counts
+from riverflink.operators.live_counts import read_live_counts
 
 __all__ = ["ProgressLine", "count_lines", "format_elapsed", "format_progress", "free_port"]
 
-#: Counters of the learning operator shown on the line (see operators.functions.METRICS).
+#: Counters of the learning operator shown on the line (see riverflink.operators.functions.METRICS).
 SHOWN = ("lines", "predictions", "outcomes", "alerts", "rejected")
 
 
@@ -41,10 +41,10 @@ def count_lines(paths) -> int:
     """Non-blank lines in ``paths``, read in binary blocks (fast: about 1 GB/s).
 
     Compressed files count as Flink reads them, decompressed
-    (``jobs.config.inputs.read_input``; it raises ``UnreadableInput`` for what Flink
+    (``riverflink.config.inputs.read_input``; it raises ``UnreadableInput`` for what Flink
     cannot read here).
     """
-    from jobs.config.inputs import _DECOMPRESS, REFUSED_COMPRESSION, read_input
+    from riverflink.config.inputs import _DECOMPRESS, REFUSED_COMPRESSION, read_input
 
     total = 0
     for path in paths:

@@ -14,8 +14,8 @@ import html
 import io
 from pathlib import Path
 
-from jobs.results.outputs import OutputSummary, read_output_dir
-from jobs.results.summary import readable_key, summary_table
+from riverflink.results.outputs import OutputSummary, read_output_dir
+from riverflink.results.summary import readable_key, summary_table
 
 __all__ = ["figures", "write_report"]
 

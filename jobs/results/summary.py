@@ -1,6 +1,6 @@
 """What a run's committed output says, in words: the end-of-run summary and its table.
 
-Scores are prequential (see :mod:`jobs.results.outputs`); per-key metrics are River's
+Scores are prequential (see :mod:`riverflink.results.outputs`); per-key metrics are River's
 own, fed the same pairs in the same order as the run's learner fed its metric.
 """
 
@@ -10,7 +10,7 @@ import copy
 import json
 import math
 
-from jobs.results.outputs import OutputReader, OutputSummary, _without_gc
+from riverflink.results.outputs import OutputReader, OutputSummary, _without_gc
 
 __all__ = ["job_summary", "key_metrics", "readable_key", "run_summary", "summary_table"]
 
@@ -129,7 +129,7 @@ def run_summary(
     read part of it already. ``scored``: False for a model that predicts no label (an
     anomaly detector's score, a clusterer's cluster): no metric then.
     """
-    from jobs.results.progress import format_elapsed
+    from riverflink.results.progress import format_elapsed
 
     summary = (reader or OutputReader(directory)).summary()
     c = summary.counts
@@ -206,7 +206,7 @@ def job_summary(
 ) -> str:
     """:func:`run_summary` with the run's ``--metric``, built from its specs as the job
     builds it (this imports River)."""
-    from operators.learner import OnlineLearner
+    from riverflink.operators.learner import OnlineLearner
 
     learner = OnlineLearner(model_spec=model_spec, drift_spec="none", metric_spec=metric_spec)
     return run_summary(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from jobs.config.flink_conf import flink_settings
-from jobs.config.inputs import flink_uri
-from jobs.config.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
-from jobs.config.target import under_flink_run
+from riverflink.config.flink_conf import flink_settings
+from riverflink.config.inputs import flink_uri
+from riverflink.config.settings import UNBOUNDED_COMMIT_INTERVAL, JobSettings, SettingsError
+from riverflink.config.target import under_flink_run
 
 __all__ = ["flink_configuration"]
 
@@ -20,8 +20,7 @@ __all__ = ["flink_configuration"]
 def flink_configuration(settings: JobSettings):
     """Flink's configuration for this job: ``flink-conf/config.yaml`` + job settings."""
     from pyflink.common import Configuration
-
-    from jobs.config.checkpoints import latest_checkpoint
+    from riverflink.config.checkpoints import latest_checkpoint
 
     conf = Configuration()
     for key, value in flink_settings().items():
@@ -86,8 +85,8 @@ def flink_configuration(settings: JobSettings):
 
 def _check_execution_mode(restore: str, mode: str) -> None:
     """Refuse a restore whose models this job could not see (they would restart from scratch)."""
-    from jobs.config.checkpoints import execution_mode_of
-    from state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES, ROUTINGS
+    from riverflink.config.checkpoints import execution_mode_of
+    from riverflink.state.descriptors import KEY_STATE_NAME, OLD_STATE_NAMES, ROUTINGS
 
     for old_name in OLD_STATE_NAMES:
         if execution_mode_of(restore, old_name) is not None:
@@ -112,7 +111,7 @@ def _check_execution_mode(restore: str, mode: str) -> None:
 
 def _check_backend(restore: str, backend: str) -> None:
     """Refuse a checkpoint of another state backend: Flink fails on it deep in the restore."""
-    from jobs.config.checkpoints import backend_of
+    from riverflink.config.checkpoints import backend_of
 
     written = backend_of(restore)
     if written is not None and written != backend.strip().lower():

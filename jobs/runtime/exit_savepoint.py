@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from jobs.config.inputs import flink_uri, local_path
+from riverflink.config.inputs import flink_uri, local_path
 
 __all__ = ["CommitCounter", "stop_with_savepoint", "wait_for_output"]
 

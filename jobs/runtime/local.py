@@ -2,8 +2,8 @@
 that ``flink run`` gave this process (``riverflink submit``).
 
 :func:`run_job` is the whole run: Flink's configuration, the execution environment, the
-pipeline (:func:`jobs.pipeline.build_job`), execution, and for ``--savepoint-on-exit``
-the final savepoint. Start-up accelerators (:mod:`jobs.accel`) join in where they are on.
+pipeline (:func:`riverflink.pipeline.build_job`), execution, and for ``--savepoint-on-exit``
+the final savepoint. Start-up accelerators (:mod:`riverflink.accel`) join in where they are on.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-from jobs.accel.worker import worker_setup_for_job
-from jobs.config.flink_conf import flink_settings, use_project_conf_dir
-from jobs.config.settings import JobSettings
-from jobs.config.specs import check_specs, learner_options
-from jobs.config.target import under_flink_run
-from jobs.pipeline import build_job
-from jobs.runtime.configuration import flink_configuration
+from riverflink.accel.worker import worker_setup_for_job
+from riverflink.config.flink_conf import flink_settings, use_project_conf_dir
+from riverflink.config.settings import JobSettings
+from riverflink.config.specs import check_specs, learner_options
+from riverflink.config.target import under_flink_run
+from riverflink.pipeline import build_job
+from riverflink.runtime.configuration import flink_configuration
 
 __all__ = ["CANCEL_TIMEOUT", "run_job", "wait_for", "warm_workers"]
 
@@ -30,15 +30,17 @@ def _use_worker_processes() -> None:
     PyFlink's default for local runs ("loopback") executes every Python function inside
     this client process, so all subtasks share one interpreter lock and parallelism 2 is
     slower than 1. Worker processes scale with cores (about 1.4x on 2 cores). They import
-    riverflink's packages like any Python program: make sure they find this checkout.
+    riverflink like any Python program: make sure they find this one.
     """
     if under_flink_run():  # the cluster decides
         return
     os.environ.setdefault("_python_worker_execution_mode", "process")
-    root = str(Path(__file__).resolve().parents[2])
+    from riverflink.config.paths import code_root
+
+    root = code_root()
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if root not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
+    if root is not None and str(root) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, paths)])
 
 
 #: Seconds Ctrl-C waits for Flink to take the cancellation before riverflink exits anyway.
@@ -63,15 +65,14 @@ def wait_for(future, *, timeout: float | None = None, poll: float = 0.05):
 def _environment(settings: JobSettings, port: int | None, worker: str | None):
     """PyFlink's JVM (started on first use), then ``(env, early, port)``: the job's
     execution environment, its local mini-cluster started early (None if not, see
-    :mod:`jobs.accel.early_cluster`) and the port of the cluster's REST API (None: no API; 0:
+    :mod:`riverflink.accel.early_cluster`) and the port of the cluster's REST API (None: no API; 0:
     any free port, which the early cluster reports once it has started).
 
-    ``worker``: the command that starts Python workers (see :mod:`jobs.accel.worker_fork`).
+    ``worker``: the command that starts Python workers (see :mod:`riverflink.accel.worker_fork`).
     """
     from pyflink.datastream import StreamExecutionEnvironment
-
-    from jobs.accel.early_cluster import EarlyCluster
-    from jobs.accel.loopback import warn_if_exposed
+    from riverflink.accel.early_cluster import EarlyCluster
+    from riverflink.accel.loopback import warn_if_exposed
 
     conf = flink_configuration(settings)
     if worker is not None:
@@ -83,15 +84,14 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
         conf.set_string("rest.bind-address", "127.0.0.1")
         conf.set_string("metrics.fetcher.update-interval", "1000")
     # The local cluster's BLOB server (it hands the job's jars to its tasks) listens
-    # where the job manager binds: this machine only. (Beam's ports: jobs.accel.loopback.)
+    # where the job manager binds: this machine only. (Beam's ports: riverflink.accel.loopback.)
     conf.set_string("jobmanager.bind-host", "localhost")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     warn_if_exposed()
     early = EarlyCluster.start(env, settings.parallelism)
     if early is None and port == 0:  # started the usual way after all: pick a free port for it
         from pyflink.util.java_utils import get_j_env_configuration
-
-        from jobs.results.progress import free_port
+        from riverflink.results.progress import free_port
 
         port = free_port()
         get_j_env_configuration(env._j_stream_execution_environment).setString(
@@ -124,14 +124,14 @@ def _in_background(target, *args):
 
 
 def warm_workers(settings: JobSettings):
-    """The warm process that forks this run's Python workers (:mod:`jobs.accel.worker_fork`),
+    """The warm process that forks this run's Python workers (:mod:`riverflink.accel.worker_fork`),
     started now; None where workers start otherwise (``flink run``, a ``python.executable``
     in config.yaml, ``RIVERFLINK_FORK=0``). The caller closes it."""
     use_project_conf_dir()
     _use_worker_processes()  # the zygote's environment: that of the workers
     if under_flink_run() or "python.executable" in flink_settings():
         return None
-    from jobs.accel.worker_fork import Zygote
+    from riverflink.accel.worker_fork import Zygote
 
     return Zygote.start(learner_options(settings))
 
@@ -144,7 +144,7 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     """Build and execute the job (mini-cluster, or the cluster PyFlink was given).
 
     ``progress`` is called with the REST port of the local mini-cluster before the job
-    starts and returns a started :class:`jobs.results.progress.ProgressLine` (or None); it is
+    starts and returns a started :class:`riverflink.results.progress.ProgressLine` (or None); it is
     stopped when the job ends. ``zygote``: the run's :func:`warm_workers` (or None), if
     the caller started it. Returns the savepoint path with ``--savepoint-on-exit``,
     else None.
@@ -161,9 +161,9 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
                 zygote.close()
     use_project_conf_dir()
     _use_worker_processes()
-    from jobs.accel.early_cluster import EarlyCluster
-    from jobs.accel.jvm_archive import use_archive, use_lean_flags
-    from jobs.accel.loopback import use_loopback_agent
+    from riverflink.accel.early_cluster import EarlyCluster
+    from riverflink.accel.jvm_archive import use_archive, use_lean_flags
+    from riverflink.accel.loopback import use_loopback_agent
 
     # The JVM this process starts: fast, and its workers' ports on localhost.
     use_archive()
@@ -171,7 +171,7 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     use_loopback_agent()
     port = None  # of the mini-cluster's REST API, for the progress line
     if progress is not None:
-        from jobs.results.progress import free_port
+        from riverflink.results.progress import free_port
 
         # A cluster started early reports the free port it bound (no other process can
         # take it between a check and the bind); else choose one now.
@@ -183,7 +183,7 @@ def run_job(settings: JobSettings, *, progress=None, zygote=_OWN) -> str | None:
     environment = _in_background(_environment, settings, port, zygote and zygote.launcher)
     env = early = None
     try:
-        from jobs.accel.lean_imports import import_job_messages
+        from riverflink.accel.lean_imports import import_job_messages
 
         import_job_messages()
         env, early, port = environment()
@@ -218,7 +218,7 @@ def _run_under_flink(settings: JobSettings) -> None:
 
 def _execute(env, early, settings: JobSettings, progress, port: int | None) -> str | None:
     """Run the job built in ``env`` (see :func:`run_job`); ``early``: its mini-cluster,
-    started already (:mod:`jobs.accel.early_cluster`), or None."""
+    started already (:mod:`riverflink.accel.early_cluster`), or None."""
 
     def submit():
         if early is None:
@@ -252,8 +252,8 @@ def _run_to_savepoint(submit, settings: JobSettings) -> str:
     """Run until every input line has committed output, then stop with a savepoint.
 
     ``submit()`` submits the job and returns its client."""
-    from jobs.config.inputs import count_records, input_files
-    from jobs.runtime import exit_savepoint
+    from riverflink.config.inputs import count_records, input_files
+    from riverflink.runtime import exit_savepoint
 
     total = count_records(input_files(settings.source))
     out = Path(settings.output)

@@ -30,7 +30,7 @@ def pytest_configure(config):
 @pytest.fixture
 def accelerators_on(monkeypatch):
     """Every accelerator switched on, and none turned off earlier in this process."""
-    import jobs.accel as accel
+    import riverflink.accel as accel
 
     monkeypatch.delenv(accel.ACCELERATE, raising=False)
     for variable in accel.SWITCHES.values():
@@ -61,7 +61,7 @@ def riverflink_jar() -> Path:
     Skipped without a JDK: then none of riverflink's Java classes is used (jobs route
     in Flink SQL; no early cluster, no loopback agent).
     """
-    from jobs.pipeline.router_jar import build_jar, jar_path
+    from riverflink.pipeline.router_jar import build_jar, jar_path
 
     path = jar_path()  # named after PyFlink's version and the sources: built for this Flink
     if path.is_file():
@@ -95,7 +95,7 @@ def javap_executable(gateway) -> str:
 def new_env(gateway):
     """A new PyFlink ``StreamExecutionEnvironment`` (empty), in local runs' worker mode.
 
-    ``_python_worker_execution_mode=process`` (``jobs.runtime.local``) also keeps PyFlink
+    ``_python_worker_execution_mode=process`` (``riverflink.runtime.local``) also keeps PyFlink
     from starting its loopback worker server inside this test process.
     """
     from pyflink.datastream import StreamExecutionEnvironment

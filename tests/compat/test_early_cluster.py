@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from riverflink.accel import early_cluster
 
-from jobs.accel import early_cluster
 from tests.compat.support import (
     class_array,
     java_class,
@@ -59,7 +59,7 @@ def test_the_private_fields_exist_with_the_types_the_java_side_casts_to(gateway,
     ``StreamExecutionEnvironment.configuration`` (a ``Configuration``) and
     ``.userClassloader`` (a ``ClassLoader``), read by reflection on a real environment.
     Relied on by: ``EarlyMiniCluster.java`` (``taskManagers()``, ``field()``), checked
-    beforehand by ``jobs.accel.early_cluster.PRIVATE_FIELDS``."""
+    beforehand by ``riverflink.accel.early_cluster.PRIVATE_FIELDS``."""
     assert {(c, f) for c, f in early_cluster.PRIVATE_FIELDS} == {
         (MINI_CLUSTER, "taskManagers"),
         (ENVIRONMENT, "configuration"),
@@ -82,7 +82,7 @@ def test_the_private_fields_exist_with_the_types_the_java_side_casts_to(gateway,
 
 def test_missing_internals_finds_nothing_missing(gateway):
     """Contact: all of the above, through the accelerator's own check.
-    Relied on by: ``jobs.accel.early_cluster.missing_internals`` (anything missing turns
+    Relied on by: ``riverflink.accel.early_cluster.missing_internals`` (anything missing turns
     the accelerator off)."""
     assert early_cluster.missing_internals() is None
 
@@ -93,7 +93,7 @@ def test_generate_stream_graph_keeps_the_job_for_the_usual_way(gateway, new_env)
     ``Pipeline``, what ``EarlyMiniCluster.execute`` takes) named ``job_name``, and keeps
     the transformations, so ``env.execute_async`` can still run the job if the early
     cluster refuses it.
-    Relied on by: ``jobs.accel.early_cluster.EarlyCluster.execute_async``."""
+    Relied on by: ``riverflink.accel.early_cluster.EarlyCluster.execute_async``."""
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.util.java_utils import get_field_value
 
@@ -201,7 +201,7 @@ def test_the_mini_cluster_can_be_extended_as_riverflink_does(gateway, riverflink
     ``startTaskManager``, ``isRunning`` and ``getRestAddress`` are public and not final;
     riverflink's class, compiled against the installed Flink, loads over Flink's loader
     with the one constructor ``EarlyCluster.start`` calls: ``(Configuration, int)``.
-    Relied on by: ``EarlyMiniCluster.java``, ``jobs.accel.early_cluster.EarlyCluster``."""
+    Relied on by: ``EarlyMiniCluster.java``, ``riverflink.accel.early_cluster.EarlyCluster``."""
     modifier = gateway.jvm.java.lang.reflect.Modifier
     mini = java_class(gateway, MINI_CLUSTER)
     assert not modifier.isFinal(mini.getModifiers())

@@ -13,14 +13,13 @@ import os
 import subprocess
 
 import pytest
-
-from jobs.accel import jvm_archive
+from riverflink.accel import jvm_archive
 
 pytestmark = pytest.mark.compat
 
 
 def _run_flags(monkeypatch, archive) -> list:
-    """What ``jobs.runtime.local.run_job`` puts in ``JVM_ARGS`` (the agent aside)."""
+    """What ``riverflink.runtime.local.run_job`` puts in ``JVM_ARGS`` (the agent aside)."""
     monkeypatch.setattr(jvm_archive, "archive_path", lambda: archive)
     monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
     monkeypatch.delenv("JVM_ARGS")
@@ -45,7 +44,7 @@ def test_the_jvm_starts_with_local_runs_flags_and_an_archive_it_cannot_use(
     -XX:+AllowArchivingWithJavaAgent``, ``-XX:TieredStopAtLevel=1`` and
     ``-XX:+UseSerialGC``, and starts the usual way, silently (nothing on stdout, where
     ``--output -`` writes), from an archive it cannot map (another JDK or Flink wrote it).
-    Relied on by: ``jobs.accel.jvm_archive`` (``use_archive``, ``use_lean_flags``)."""
+    Relied on by: ``riverflink.accel.jvm_archive`` (``use_archive``, ``use_lean_flags``)."""
     stale = tmp_path / "flink-classes.jsa"
     stale.write_bytes(b"not an archive of this JVM")
     done = _java(java_executable, *_run_flags(monkeypatch, stale))
@@ -58,7 +57,7 @@ def test_the_jvm_starts_with_local_runs_flags_and_the_installed_archive(
 ):
     """Contact: the same flags with the archive ``riverflink warm-up`` wrote into this
     environment: the JVM starts, with nothing on stdout.
-    Relied on by: ``jobs.accel.jvm_archive.use_archive``."""
+    Relied on by: ``riverflink.accel.jvm_archive.use_archive``."""
     installed = jvm_archive.archive_path()
     if not installed.is_file():
         pytest.skip(f"no archive at {installed} (riverflink warm-up writes it)")
@@ -71,7 +70,7 @@ def test_the_jvm_writes_an_archive_with_warm_ups_flags(java_executable, tmp_path
     """Contact: ``-XX:ArchiveClassesAtExit`` with ``-XX:+UnlockDiagnosticVMOptions
     -XX:+AllowArchivingWithJavaAgent`` and ``-Xlog:cds=off``: the JVM writes a dynamic
     archive when it exits, silently.
-    Relied on by: ``jobs.accel.jvm_archive.build_archive`` (``riverflink warm-up``)."""
+    Relied on by: ``riverflink.accel.jvm_archive.build_archive`` (``riverflink warm-up``)."""
     archive = tmp_path / "written.jsa"
     flags = [*jvm_archive._WITH_AGENT, f"-XX:ArchiveClassesAtExit={archive}", "-Xlog:cds=off"]
     done = _java(java_executable, *flags)

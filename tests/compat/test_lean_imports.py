@@ -14,8 +14,7 @@ import subprocess
 import sys
 
 import pytest
-
-from jobs.accel.lean_imports import MESSAGES, PACKAGE
+from riverflink.accel.lean_imports import MESSAGES, PACKAGE
 
 pytestmark = pytest.mark.compat
 
@@ -34,7 +33,7 @@ def test_the_messages_import_without_the_packages_init():
     """Contact: ``pyflink.fn_execution`` has a spec with a loader and a ``__path__``, and
     ``flink_fn_execution_pb2`` imports with the package registered but its ``__init__``
     not run, without Beam, pandas or numpy, and holds the messages a job is built from.
-    Relied on by: ``jobs.accel.lean_imports.import_job_messages``."""
+    Relied on by: ``riverflink.accel.lean_imports.import_job_messages``."""
     out = _run(
         f"""
 import importlib, importlib.util, json, sys
@@ -62,7 +61,7 @@ def test_the_packages_init_runs_later_into_the_same_module():
     """Contact: the package's ``__init__`` can run after its submodule was imported, into
     the module object already registered (``spec.loader.exec_module(package)``), and
     defines ``PYFLINK_CYTHON_ENABLED``; the submodule stays the one imported first.
-    Relied on by: ``jobs.accel.lean_imports._deferred_package``."""
+    Relied on by: ``riverflink.accel.lean_imports._deferred_package``."""
     out = _run(
         f"""
 import importlib, importlib.util, json, sys
@@ -93,8 +92,8 @@ def test_pyflinks_client_modules_leave_the_package_for_later():
     ``pyflink.common``, ``pyflink.java_gateway``, ``pyflink.util.java_utils``, the file
     connectors, ``pyflink.table``) import ``pyflink.fn_execution`` only inside functions,
     so the lean package is still in time when the client asks for the messages (the JVM's
-    thread imports them meanwhile, ``jobs.runtime.local._environment``).
-    Relied on by: ``jobs.accel.lean_imports`` (a package already imported is left as is:
+    thread imports them meanwhile, ``riverflink.runtime.local._environment``).
+    Relied on by: ``riverflink.accel.lean_imports`` (a package already imported is left as is:
     no accelerator)."""
     out = _run(
         f"""

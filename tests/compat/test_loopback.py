@@ -15,8 +15,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from riverflink.accel.loopback import LOOPBACK_PROPERTY
 
-from jobs.accel.loopback import LOOPBACK_PROPERTY
 from tests.compat.support import class_array, java_class
 
 pytestmark = pytest.mark.compat
@@ -104,7 +104,7 @@ def test_the_agent_patches_the_class_in_a_local_jvm(
     ``forAddress(SocketAddress)``, and a redefinition the JVM accepts: a JVM started as a
     local run starts (the agent, PyFlink's class path) reports ``patched``.
     Relied on by: ``LoopbackAgent.bindToAddress`` and ``patch``; the outcome is read by
-    ``jobs.accel.loopback.loopback_problem``."""
+    ``riverflink.accel.loopback.loopback_problem``."""
     done = subprocess.run(
         [
             java_executable,

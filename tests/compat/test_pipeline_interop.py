@@ -30,9 +30,9 @@ def test_the_python_wrappers_hold_their_java_objects(gateway, new_env):
     """Contact: ``StreamExecutionEnvironment._j_stream_execution_environment`` (the Java
     environment) and ``DataStream._j_data_stream`` (the Java stream), set by
     ``DataStream(j_data_stream)``.
-    Relied on by: ``jobs.pipeline.routing``, ``jobs.pipeline.sources``,
-    ``jobs.pipeline._aligned``, ``jobs.runtime.local._environment``,
-    ``jobs.accel.early_cluster``."""
+    Relied on by: ``riverflink.pipeline.routing``, ``riverflink.pipeline.sources``,
+    ``riverflink.pipeline._aligned``, ``riverflink.runtime.local._environment``,
+    ``riverflink.accel.early_cluster``."""
     from pyflink.datastream import DataStream
 
     env = new_env()
@@ -54,8 +54,9 @@ def test_the_environments_configuration_reads_and_writes_strings(gateway, new_en
     default)`` (the restore path, unaligned checkpoints) and PyFlink's
     ``pyflink.util.java_utils.get_j_env_configuration(j_env).setString(key, value)``
     (the REST port of a cluster started the usual way).
-    Relied on by: ``jobs.pipeline.sources.restore_path``, ``jobs.pipeline._aligned``,
-    ``jobs.runtime.local._environment``, ``jobs.accel.early_cluster.EarlyCluster.start``."""
+    Relied on by: ``riverflink.pipeline.sources.restore_path``, ``riverflink.pipeline._aligned``,
+    ``riverflink.runtime.local._environment``,
+    ``riverflink.accel.early_cluster.EarlyCluster.start``."""
     from pyflink.util.java_utils import get_j_env_configuration
 
     env = new_env()
@@ -69,8 +70,8 @@ def test_key_by_key_selector_keys_a_row_by_its_first_field(gateway):
     """Contact: ``org.apache.flink.streaming.api.functions.python.KeyByKeySelector``: a
     public no-argument constructor, and ``getKey(Row(bucket, lines))`` is
     ``Row(bucket)``: PyFlink's keyed operators then see the bucket as their key (and
-    Flink hashes ``Row(bucket)`` into key groups: ``state.descriptors.SPREAD_KEYS``).
-    Relied on by: ``jobs.pipeline.routing`` (``_routed_java``, ``_routed_sql``)."""
+    Flink hashes ``Row(bucket)`` into key groups: ``riverflink.state.descriptors.SPREAD_KEYS``).
+    Relied on by: ``riverflink.pipeline.routing`` (``_routed_java``, ``_routed_sql``)."""
     jvm = gateway.jvm
     selector = jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector()
     key = selector.getKey(_row(gateway, jvm.java.lang.Integer(7), "a line"))
@@ -83,7 +84,7 @@ def test_a_keyed_stream_built_in_java_takes_pyflinks_keyed_process(gateway, new_
     ``.keyBy(KeyByKeySelector())``, wrapped as PyFlink's ``KeyedStream(j_keyed_stream,
     original_data_type_info, origin_stream)`` (a private constructor), takes
     ``.process(KeyedProcessFunction, output_type)``: PyFlink's keyed Python operator.
-    Relied on by: ``jobs.pipeline.routing`` (and ``jobs.pipeline.build_job``)."""
+    Relied on by: ``riverflink.pipeline.routing`` (and ``riverflink.pipeline.build_job``)."""
     from pyflink.common import Row, Types
     from pyflink.datastream import DataStream, KeyedProcessFunction
     from pyflink.datastream.data_stream import KeyedStream
@@ -181,8 +182,9 @@ def test_the_java_methods_called_through_py4j_exist(gateway, class_name, method,
     (``socketTextStream``, ``addSource``), the router (``transform``, ``keyBy``, ``uid``,
     ``setParallelism``), the configuration (``getString``, ``setString``), the final
     savepoint (``JobClient.stopWithSavepoint(boolean, String, SavepointFormatType)``).
-    Relied on by: ``jobs.pipeline.sources``, ``jobs.pipeline.routing``,
-    ``jobs.pipeline._aligned``, ``jobs.runtime.local``, ``jobs.runtime.exit_savepoint``."""
+    Relied on by: ``riverflink.pipeline.sources``, ``riverflink.pipeline.routing``,
+    ``riverflink.pipeline._aligned``, ``riverflink.runtime.local``,
+    ``riverflink.runtime.exit_savepoint``."""
     types = []
     for name in parameters:
         primitive = {"int": "Integer", "long": "Long", "boolean": "Boolean"}.get(name)
@@ -197,7 +199,7 @@ def test_the_java_methods_called_through_py4j_exist(gateway, class_name, method,
 
 def test_the_canonical_savepoint_format_exists(gateway):
     """Contact: ``org.apache.flink.core.execution.SavepointFormatType.CANONICAL``.
-    Relied on by: ``jobs.runtime.exit_savepoint.stop_with_savepoint``."""
+    Relied on by: ``riverflink.runtime.exit_savepoint.stop_with_savepoint``."""
     canonical = gateway.jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
     assert canonical.name() == "CANONICAL"
 
@@ -205,8 +207,8 @@ def test_the_canonical_savepoint_format_exists(gateway):
 def test_pyflinks_job_client_holds_the_java_client():
     """Contact: PyFlink's ``JobClient(j_job_client)`` keeps the Java client as
     ``_j_job_client``.
-    Relied on by: ``jobs.runtime.exit_savepoint.stop_with_savepoint`` (it calls the Java
-    client's ``stopWithSavepoint``) and ``jobs.accel.early_cluster`` (it wraps the Java
+    Relied on by: ``riverflink.runtime.exit_savepoint.stop_with_savepoint`` (it calls the Java
+    client's ``stopWithSavepoint``) and ``riverflink.accel.early_cluster`` (it wraps the Java
     client it gets)."""
     from pyflink.common.job_client import JobClient
 
@@ -220,7 +222,7 @@ def test_pyflink_reads_the_worker_execution_mode_from_the_environment(monkeypatc
     PyFlink's ``StreamExecutionEnvironment._open`` (and ``TableEnvironment._open``) as the
     environment is created: ``process`` runs each subtask's Python in a worker process
     (no loopback server in the client); any other value but ``loopback`` is refused.
-    Relied on by: ``jobs.runtime.local._use_worker_processes``."""
+    Relied on by: ``riverflink.runtime.local._use_worker_processes``."""
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import TableEnvironment
     from pyflink.util.java_utils import get_j_env_configuration
@@ -238,7 +240,7 @@ def test_pyflink_reads_the_worker_execution_mode_from_the_environment(monkeypatc
 def test_the_gateway_module_holds_the_gateway_once_started(gateway):
     """Contact: ``pyflink.java_gateway._gateway``: None until this process starts (or
     connects to) a JVM, then the gateway ``get_gateway()`` returns.
-    Relied on by: ``jobs.cli.exit_with`` (a process with a JVM exits at once)."""
+    Relied on by: ``riverflink.cli.exit_with`` (a process with a JVM exits at once)."""
     import pyflink.java_gateway
 
     assert pyflink.java_gateway._gateway is gateway
@@ -262,9 +264,9 @@ def test_add_jars_makes_riverflinks_classes_loadable_from_the_context_loader(
     """Contact: PyFlink's ``env.add_jars(uri)`` adds the jar to the context class loader
     of the gateway's thread for this Python thread, from which the pipeline loads
     riverflink's operator and source classes.
-    Relied on by: ``jobs.pipeline.sources.use_jar``, ``jobs.pipeline.routing``
-    (``_routed_java``), ``jobs.pipeline.sources._socket_lines``."""
-    from jobs.pipeline.router_jar import CLASS_NAME, SOCKET_CLASS_NAME
+    Relied on by: ``riverflink.pipeline.sources.use_jar``, ``riverflink.pipeline.routing``
+    (``_routed_java``), ``riverflink.pipeline.sources._socket_lines``."""
+    from riverflink.pipeline.router_jar import CLASS_NAME, SOCKET_CLASS_NAME
 
     new_env().add_jars(riverflink_jar.as_uri())
     loader = gateway.jvm.Thread.currentThread().getContextClassLoader()

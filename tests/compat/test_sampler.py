@@ -12,8 +12,8 @@ import inspect
 import textwrap
 
 import pytest
+from riverflink.accel import sampler
 
-from jobs.accel import sampler
 from tests.compat.support import fresh_module
 
 pytestmark = pytest.mark.compat
@@ -31,7 +31,7 @@ def test_the_sampler_default_is_the_one_riverflink_replaces(installed):
     """Contact: ``StateSampler.__init__(self, prefix, counter_factory,
     sampling_period_ms=DEFAULT_SAMPLING_PERIOD_MS)``, its only default, 200 ms, and the
     module constant ``DEFAULT_SAMPLING_PERIOD_MS`` = 200.
-    Relied on by: ``jobs.accel.sampler._cap`` (anything else turns it off)."""
+    Relied on by: ``riverflink.accel.sampler._cap`` (anything else turns it off)."""
     init = installed.StateSampler.__init__
     parameters = inspect.signature(init).parameters
     assert list(parameters) == ["self", "prefix", "counter_factory", "sampling_period_ms"]
@@ -43,7 +43,7 @@ def test_the_sampler_default_is_the_one_riverflink_replaces(installed):
 def test_the_cap_takes_on_the_installed_beam(installed, accelerators_on):
     """Contact: the same, through the accelerator's own check: ``_cap`` accepts the
     installed ``StateSampler`` and a sampler created after it sleeps at most 5 ms.
-    Relied on by: ``jobs.accel.sampler.shorten_sampling``."""
+    Relied on by: ``riverflink.accel.sampler.shorten_sampling``."""
     from apache_beam.utils.counters import CounterFactory
 
     assert sampler._cap(installed) is True
@@ -55,8 +55,8 @@ def test_bundle_processors_create_their_sampler_with_the_default_period():
     """Contact: Beam's ``BundleProcessor.__init__`` creates its sampler as
     ``statesampler.StateSampler(prefix, counter_factory)``, without a period: so the
     changed default reaches every bundle processor a worker creates.
-    Relied on by: ``jobs.accel.sampler`` (called by ``jobs.accel.worker_fork._preload``
-    and ``jobs.accel.worker.worker_setup``)."""
+    Relied on by: ``riverflink.accel.sampler`` (called by ``riverflink.accel.worker_fork._preload``
+    and ``riverflink.accel.worker.worker_setup``)."""
     from apache_beam.runners.worker import bundle_processor
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(bundle_processor.BundleProcessor.__init__)))
@@ -75,7 +75,7 @@ def test_the_period_is_the_samplers_longest_sleep(installed):
     longer, up to the period), so a sampler created with 5 ms stops within a few ms of
     ``stop()``; with Beam's 200 ms, one that has run a second sleeps about 200 ms at a
     time, and ``stop()`` waits for the sleep to end.
-    Relied on by: ``jobs.accel.sampler`` (what the cap buys: a bundle's end does not wait
+    Relied on by: ``riverflink.accel.sampler`` (what the cap buys: a bundle's end does not wait
     for a 200 ms sleep)."""
     import time
 

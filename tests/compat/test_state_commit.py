@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 from apache_beam.portability.api import beam_fn_api_pb2
+from riverflink.accel import state_commit
 
-from jobs.accel import state_commit
 from tests.compat.pyflink_state import Worker
 from tests.compat.support import fresh_module
 
@@ -100,7 +100,7 @@ def test_pyflinks_commit_code_is_the_one_riverflinks_commit_reproduces(installed
     does, minus the wait), ``RemoteKeyedStateBackend.commit`` (the method replaced: which
     states it commits, in which order) and ``commit_internal_state`` (for a map state it
     only calls ``commit()``: the replacement calls ``_send`` instead).
-    Relied on by: ``jobs.accel.state_commit`` (``_send``, ``_patch``)."""
+    Relied on by: ``riverflink.accel.state_commit`` (``_send``, ``_patch``)."""
     cls_name, name = method.split(".")
     member = vars(getattr(installed, cls_name))[name]
     source = inspect.getsource(getattr(member, "__func__", member))  # decorators included
@@ -133,7 +133,7 @@ def test_send_makes_the_handler_calls_of_pyflinks_map_commit(installed):
     """Contact: ``InternalSynchronousMapRuntimeState.commit`` talks to its
     ``_map_state_handler`` through ``clear`` and ``extend`` only, with the flags
     ``SET_VALUE``, ``SET_NONE`` and ``DELETE``; ``_send`` makes the same calls.
-    Relied on by: ``jobs.accel.state_commit._send``."""
+    Relied on by: ``riverflink.accel.state_commit._send``."""
     pyflink = installed.InternalSynchronousMapRuntimeState.commit
     assert _handler_calls(pyflink, "_map_state_handler") == {"clear", "extend"}
     assert _handler_calls(state_commit._send, "_map_state_handler") == {"clear", "extend"}
@@ -144,7 +144,7 @@ def test_the_internals_check_passes_on_the_installed_pyflink(installed):
     """Contact: the classes ``RemoteKeyedStateBackend``,
     ``InternalSynchronousMapRuntimeState`` and ``CachingMapStateHandler``, the fields
     their constructors set and the members riverflink's commit uses.
-    Relied on by: ``jobs.accel.state_commit._has_expected_internals`` (False turns the
+    Relied on by: ``riverflink.accel.state_commit._has_expected_internals`` (False turns the
     accelerator off)."""
     import pyflink.fn_execution.state_impl as registered
 
@@ -157,7 +157,7 @@ def test_the_handler_takes_what_send_gives_it(installed):
     map_value_encoder)`` with ``items`` of ``(flag, map_key, value)``, ``clear(state_key)``
     (both return what ``commit`` awaits with ``.get()``), and its class attributes
     ``DELETE``, ``SET_NONE``, ``SET_VALUE``.
-    Relied on by: ``jobs.accel.state_commit._send`` (``_has_expected_internals`` checks
+    Relied on by: ``riverflink.accel.state_commit._send`` (``_has_expected_internals`` checks
     ``extend`` and the flags, not ``clear``)."""
     handler = installed.CachingMapStateHandler
     extend = inspect.signature(handler.extend)
@@ -179,8 +179,8 @@ def test_the_private_fields_hold_what_riverflinks_commit_reads(installed):
     ``_encoded_current_key``, ``_encode_namespace``; and the map state's ``_cleared``,
     ``_write_cache`` (map key -> (exists, value)), ``_map_state_handler``, ``_state_key``,
     ``_map_key_encoder``, ``_map_value_encoder``, ``_mod_count``.
-    Relied on by: ``jobs.accel.state_commit`` (``_send`` and the replaced commit)."""
-    from state.descriptors import key_state_descriptor
+    Relied on by: ``riverflink.accel.state_commit`` (``_send`` and the replaced commit)."""
+    from riverflink.state.descriptors import key_state_descriptor
 
     worker = Worker(installed)
     try:
@@ -217,7 +217,7 @@ def test_the_bundle_end_calls_the_backends_commit():
     """Contact: a keyed Python operator ends its bundle with
     ``self.keyed_state_backend.commit()`` (``StatefulOperation.finish``), the method
     riverflink replaces on the class.
-    Relied on by: ``jobs.accel.state_commit._patch``."""
+    Relied on by: ``riverflink.accel.state_commit._patch``."""
     from pyflink.fn_execution.datastream.process.operations import StatefulOperation
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(StatefulOperation.finish)))
@@ -232,12 +232,12 @@ def test_the_bundle_end_calls_the_backends_commit():
 def test_riverflinks_commit_sends_the_requests_pyflinks_sends(installed):
     """Contact: the state requests PyFlink's own commit sends at the end of a bundle
     (their kind, state key and bytes, in order); riverflink's sends the same ones.
-    Relied on by: ``jobs.accel.state_commit`` (its promise: only the waiting changes)."""
+    Relied on by: ``riverflink.accel.state_commit`` (its promise: only the waiting changes)."""
     patched = fresh_module(STATE_IMPL)
     state_commit._patch(patched)
 
     def bundle(state_impl):
-        from state.descriptors import HASH, key_state_descriptor, label_timers_descriptor
+        from riverflink.state.descriptors import HASH, key_state_descriptor, label_timers_descriptor
 
         worker = Worker(state_impl)
         try:
@@ -282,7 +282,7 @@ def test_riverflinks_commit_sends_the_requests_pyflinks_sends(installed):
 def test_pipeline_commits_patches_the_installed_backend(accelerators_on):
     """Contact: ``pyflink.fn_execution.state_impl.RemoteKeyedStateBackend.commit`` may be
     replaced on the class (every worker's backend then uses riverflink's).
-    Relied on by: ``jobs.accel.state_commit.pipeline_commits``."""
+    Relied on by: ``riverflink.accel.state_commit.pipeline_commits``."""
     from pyflink.fn_execution import state_impl
 
     assert state_commit.pipeline_commits() is True

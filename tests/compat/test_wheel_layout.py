@@ -15,9 +15,9 @@ pytestmark = pytest.mark.compat
 def test_the_flink_jars_riverflink_compiles_against(pyflink_home):
     """Contact: ``pyflink/lib/flink-dist*.jar``, the class path of ``javac`` for
     riverflink's Java classes (router, socket source, early mini-cluster, loopback agent).
-    Relied on by: ``jobs.pipeline.router_jar`` (``_pyflink_jars``, ``build_jar``: without
+    Relied on by: ``riverflink.pipeline.router_jar`` (``_pyflink_jars``, ``build_jar``: without
     them nothing compiles, and jobs route in Flink SQL, slower)."""
-    from jobs.pipeline.router_jar import _pyflink_jars
+    from riverflink.pipeline.router_jar import _pyflink_jars
 
     jars = _pyflink_jars()
     assert [jar.parent for jar in jars] == [pyflink_home / "lib"]
@@ -37,10 +37,10 @@ def test_the_flink_jars_riverflink_compiles_against(pyflink_home):
 def test_the_flink_scripts_riverflink_cluster_runs(pyflink_home, path):
     """Contact: Flink's launch scripts and logging configuration in the wheel
     (``FLINK_HOME`` is the ``pyflink`` package directory).
-    Relied on by: ``jobs.cluster.standalone`` (``bin/jobmanager.sh``,
+    Relied on by: ``riverflink.cluster.standalone`` (``bin/jobmanager.sh``,
     ``bin/taskmanager.sh``; ``conf/log4j*.properties`` where ``flink-conf/`` has none) and
-    ``jobs.cluster.submit`` (``bin/flink run``)."""
-    from jobs.cluster.standalone import flink_home
+    ``riverflink.cluster.submit`` (``bin/flink run``)."""
+    from riverflink.cluster.standalone import flink_home
 
     assert flink_home() == pyflink_home
     assert (pyflink_home / path).is_file()

@@ -16,12 +16,11 @@ import subprocess
 import sys
 
 import pytest
-
-from jobs.accel.worker_fork import LAUNCHER, SOCKET_ENV, WORKER_MODULE
+from riverflink.accel.worker_fork import LAUNCHER, SOCKET_ENV, WORKER_MODULE
 
 pytestmark = pytest.mark.compat
 
-#: What ``jobs.accel.worker_fork._preload`` imports into the warm process.
+#: What ``riverflink.accel.worker_fork._preload`` imports into the warm process.
 PRELOADED = (
     "pyflink.fn_execution.beam.beam_boot",
     "pyflink.fn_execution.beam.beam_operations",
@@ -43,7 +42,7 @@ def test_flink_finds_its_runner_script_through_the_launcher(gateway, pyflink_hom
     ``python.executable -c ...`` (here riverflink's launcher, which hands that to the
     real interpreter) to find the runner script: the installed
     ``pyflink/bin/pyflink-udf-runner.sh``.
-    Relied on by: ``jobs.accel.worker_fork`` (``LAUNCHER``'s pass-through)."""
+    Relied on by: ``riverflink.accel.worker_fork`` (``LAUNCHER``'s pass-through)."""
     utils = gateway.jvm.org.apache.flink.python.util.PythonEnvironmentManagerUtils
     env = gateway.jvm.java.util.HashMap()  # no PYFLINK_UDF_RUNNER_DIR: Flink asks Python
     script = utils.getPythonUdfRunnerScript(_launcher(tmp_path), env)
@@ -55,7 +54,7 @@ def test_the_runner_script_runs_the_worker_module_with_dash_m(pyflink_home, tmp_
     pyflink.fn_execution.beam.beam_boot ARGS``, ``python`` being Flink's
     ``python.executable``: the launcher forks a warm worker only for
     ``sys.argv[1:3] == ["-m", WORKER_MODULE]``.
-    Relied on by: ``jobs.accel.worker_fork`` (``WORKER_MODULE``, ``LAUNCHER``)."""
+    Relied on by: ``riverflink.accel.worker_fork`` (``WORKER_MODULE``, ``LAUNCHER``)."""
     probe = tmp_path / "probe-python"
     probe.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     probe.chmod(0o700)
@@ -78,7 +77,7 @@ def test_the_worker_module_runs_the_sdk_harness_in_its_own_process():
     """Contact: ``beam_boot`` run as ``__main__`` (``runpy.run_module`` in the fork)
     starts Beam's SDK harness in the same process (``beam_sdk_worker_main.main()``), not
     in a new interpreter: the modules imported before the fork are the worker's.
-    Relied on by: ``jobs.accel.worker_fork`` (``_become_worker``, ``_preload``)."""
+    Relied on by: ``riverflink.accel.worker_fork`` (``_become_worker``, ``_preload``)."""
     boot = importlib.import_module(WORKER_MODULE)
     tree = ast.parse(inspect.getsource(boot))
     main = [
@@ -101,6 +100,6 @@ def test_the_worker_module_runs_the_sdk_harness_in_its_own_process():
 @pytest.mark.parametrize("module", PRELOADED)
 def test_the_preloaded_modules_exist(module):
     """Contact: the PyFlink modules a worker imports before its first record.
-    Relied on by: ``jobs.accel.worker_fork._preload`` (a missing one fails the warm
+    Relied on by: ``riverflink.accel.worker_fork._preload`` (a missing one fails the warm
     process: workers then start cold)."""
     assert importlib.import_module(module).__name__ == module

@@ -41,7 +41,7 @@ _STARTED: list = []
 
 def start_job(
     *args: str,
-    module: str = "jobs.online_learning",
+    module: str = "riverflink.online_learning",
     python: str = sys.executable,
     cwd: Path = REPO,
     env: dict | None = None,
@@ -91,9 +91,9 @@ def run_cli(
     timeout: float = 240,
     cwd: Path = REPO,
     env: dict | None = None,
-    module: str = "jobs.online_learning",
+    module: str = "riverflink.online_learning",
 ) -> subprocess.CompletedProcess:
-    """``python -m jobs.online_learning ARGS`` as a user would run it (or ``module``).
+    """``python -m riverflink.online_learning ARGS`` as a user would run it (or ``module``).
 
     Each run logs Flink to its own directory. A run that outlives ``timeout`` fails the
     test with what it was doing: the JVM's thread dump (``kill -3``) and the log's tail.
@@ -252,7 +252,7 @@ class _Watch(threading.Thread):
         self.seen: set = set()
 
     def run(self) -> None:
-        from jobs.accel.worker_fork import SOCKET_ENV, Zygote
+        from riverflink.accel.worker_fork import SOCKET_ENV, Zygote
 
         zygote, socket_env = Zygote.__module__.encode(), SOCKET_ENV.encode() + b"="
         looked = set()

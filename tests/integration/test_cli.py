@@ -109,8 +109,8 @@ def test_job_file_with_flag_override_and_custom_fields(tmp_path):
 def test_a_run_copies_no_rpc_system_to_the_temporary_directory(tmp_path):
     # Flink copies its RPC system (a 24 MB jar) into java.io.tmpdir for each cluster it
     # starts, and a killed run leaves it there; riverflink's cluster reads one kept copy.
-    from jobs.accel.early_cluster import EarlyCluster
-    from jobs.pipeline.router_jar import router_jar
+    from riverflink.accel.early_cluster import EarlyCluster
+    from riverflink.pipeline.router_jar import router_jar
 
     if not EarlyCluster.possible():
         pytest.skip("no JDK: the run starts Flink's own mini-cluster")
@@ -145,7 +145,7 @@ def test_a_run_maps_flinks_classes_from_the_warm_up_archive(tmp_path):
     """`make setup` runs `riverflink warm-up`, which writes the class archive with
     riverflink's agent loaded; runs, which load the agent too, must still read it (Java
     drops an archive silently when its flags do not match the run's)."""
-    from jobs.accel.jvm_archive import archive_path
+    from riverflink.accel.jvm_archive import archive_path
 
     assert archive_path().is_file(), "no class archive: run `riverflink warm-up`"
     source = write_jsonl(tmp_path / "in.jsonl", drifting_stream(50))

@@ -18,9 +18,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
+from riverflink.cluster import submit
 
 from tests.integration.conftest import (
     assert_like_river,
@@ -46,7 +48,7 @@ def _python_without_riverflink(directory: Path) -> str:
     """A venv that sees this interpreter's packages, but not riverflink's editable install.
 
     A path listed in a ``.pth`` file goes on ``sys.path`` without its own ``.pth``
-    files being run, so the editable-install finder for jobs/operators/state never loads.
+    files being run, so the editable-install finder for ``riverflink`` never loads.
     """
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True, timeout=60
@@ -55,28 +57,36 @@ def _python_without_riverflink(directory: Path) -> str:
     (purelib / "shared.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     python = str(directory / "bin" / "python")
     probe = subprocess.run(
-        [python, "-c", "import river, pyflink; import operators"],
+        [python, "-c", "import river, pyflink; import riverflink"],
         cwd=directory,
         capture_output=True,
         text=True,
     )
-    assert "No module named 'operators'" in probe.stderr, probe.stderr
+    assert "No module named 'riverflink'" in probe.stderr, probe.stderr
     return python
 
 
+def _unpacked_code(directory: Path) -> Path:
+    """riverflink's code as an installed copy, for the client's ``PYTHONPATH`` only: the
+    cluster's daemons run without it, so its workers see only what a job ships."""
+    archive = submit.code_archive(directory.with_suffix(".zip"))
+    zipfile.ZipFile(archive).extractall(directory)
+    return directory
+
+
 class Cluster:
-    def __init__(self, tmp: Path, python: str):
-        self.tmp, self.python = tmp, python
+    def __init__(self, tmp: Path, python: str, code: Path):
+        self.tmp, self.python, self.code = tmp, python, code
         self.directory = tmp / "cluster"
         self.port, self.rpc_port = _free_port(), _free_port()
         self.jobmanager = f"localhost:{self.port}"
 
     def cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        """``python -m jobs.cli ARGS`` from the temporary directory, not the repository."""
+        """``python -m riverflink.cli ARGS`` from the temporary directory, not the repository."""
         return subprocess.run(
-            [self.python, "-m", "jobs.cli", *args],
+            [self.python, "-m", "riverflink.cli", *args],
             cwd=self.tmp,
-            env=job_env(),
+            env={**job_env(), "PYTHONPATH": str(self.code)},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -97,7 +107,9 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path):
     """Two slots on loopback; always stopped, also when the test fails."""
-    c = Cluster(tmp_path, _python_without_riverflink(tmp_path / "venv"))
+    c = Cluster(
+        tmp_path, _python_without_riverflink(tmp_path / "venv"), _unpacked_code(tmp_path / "code")
+    )
     started = []
     try:
         result = c.cli(
@@ -241,7 +253,7 @@ def test_submit_rejects_bad_settings_before_flink(tmp_path):
         result = run_cli(
             *("submit", "--jobmanager", "localhost:1", "--source", str(source)),
             *("--output", "out", *args),
-            module="jobs.cli",
+            module="riverflink.cli",
             cwd=tmp_path,
             timeout=60,
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from jobs.config.settings import PROFILES, JobSettings
-from jobs.runtime.configuration import flink_configuration
+from riverflink.config.settings import PROFILES, JobSettings
+from riverflink.runtime.configuration import flink_configuration
 
 
 def _bundle(conf) -> tuple:

@@ -82,7 +82,7 @@ def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
     out = tmp_path / "out"
     with running(
         *("run", "--source", str(incoming), "--follow", "--output", str(out)),
-        module="jobs.cli",
+        module="riverflink.cli",
         stdout=subprocess.DEVNULL,
         # as from a terminal: a background launch (`make test &`) would pass SIGINT on ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

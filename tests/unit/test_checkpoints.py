@@ -8,22 +8,21 @@ import lzma
 import zlib
 
 import pytest
-
-from jobs.config.checkpoints import (
+from riverflink.config.checkpoints import (
     execution_mode_of,
     holds_operator,
     holds_sql_windows,
     operator_id,
 )
-from jobs.config.inputs import (
+from riverflink.config.inputs import (
     UnreadableInput,
     count_records,
     flink_uri,
     input_files,
     local_path,
 )
-from jobs.results.progress import count_lines
-from jobs.runtime.exit_savepoint import CommitCounter
+from riverflink.results.progress import count_lines
+from riverflink.runtime.exit_savepoint import CommitCounter
 
 NAME = "riverflink-key-state-v1"
 
@@ -98,7 +97,7 @@ def test_compressed_inputs_count_as_flink_reads_them(tmp_path, suffix, pack):
 
 @pytest.mark.parametrize("suffix, pack", [(".xz", lzma.compress), (".zst", bytes)])
 def test_inputs_flink_cannot_read_here_are_refused_with_what_to_do(tmp_path, suffix, pack):
-    from jobs.config.settings import JobSettings, SettingsError
+    from riverflink.config.settings import JobSettings, SettingsError
 
     source = tmp_path / "in"
     (source / "day1").mkdir(parents=True)
@@ -169,14 +168,14 @@ def test_holds_operator_reads_the_metadata(tmp_path):
 
 
 def _settings(tmp_path, source, **options):
-    from jobs.config.settings import JobSettings
+    from riverflink.config.settings import JobSettings
 
     return JobSettings(source=str(source), output=str(tmp_path / "out"), **options)
 
 
 def test_a_restore_resumes_the_read_position_of_the_same_input_only(tmp_path):
-    from jobs.pipeline.sources import source_uid
-    from jobs.pipeline.uids import file_source_uid
+    from riverflink.pipeline.sources import source_uid
+    from riverflink.pipeline.uids import file_source_uid
 
     watched = tmp_path / "in"
     watched.mkdir()
@@ -195,9 +194,9 @@ def test_a_restore_resumes_the_read_position_of_the_same_input_only(tmp_path):
 
 @pytest.mark.parametrize("was_followed", [True, False])
 def test_a_restore_of_the_same_input_read_the_other_way_is_refused(tmp_path, was_followed):
-    from jobs.config.settings import SettingsError
-    from jobs.pipeline.sources import source_uid
-    from jobs.pipeline.uids import file_source_uid
+    from riverflink.config.settings import SettingsError
+    from riverflink.pipeline.sources import source_uid
+    from riverflink.pipeline.uids import file_source_uid
 
     watched = tmp_path / "in"
     watched.mkdir()
@@ -207,7 +206,7 @@ def test_a_restore_of_the_same_input_read_the_other_way_is_refused(tmp_path, was
 
 
 def test_a_checkpoint_of_an_earlier_riverflink_resumes_its_source_as_then(tmp_path):
-    from jobs.pipeline.sources import source_uid
+    from riverflink.pipeline.sources import source_uid
 
     data = tmp_path / "in.jsonl"
     data.write_text("{}\n")
@@ -216,7 +215,7 @@ def test_a_checkpoint_of_an_earlier_riverflink_resumes_its_source_as_then(tmp_pa
 
 
 def test_an_exit_savepoint_run_reads_its_input_whole(tmp_path):
-    from jobs.pipeline.sources import source_uid
+    from riverflink.pipeline.sources import source_uid
 
     data = tmp_path / "in.jsonl"
     data.write_text("{}\n")
@@ -227,10 +226,9 @@ def test_an_exit_savepoint_run_reads_its_input_whole(tmp_path):
 
 def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
     import pytest
-
-    from jobs.config.settings import SettingsError
-    from jobs.runtime.configuration import _check_execution_mode
-    from state.descriptors import KEY_STATE_NAME
+    from riverflink.config.settings import SettingsError
+    from riverflink.runtime.configuration import _check_execution_mode
+    from riverflink.state.descriptors import KEY_STATE_NAME
 
     old = write_checkpoint(tmp_path / "old", b"\x00$python-state-" + NAME.encode() + b"\x00")
     with pytest.raises(SettingsError, match="earlier riverflink"):
@@ -242,9 +240,9 @@ def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
 
 
 def test_the_backend_of_a_checkpoint_is_read_from_its_metadata(tmp_path):
-    from jobs.config.checkpoints import backend_of
-    from jobs.config.settings import SettingsError
-    from jobs.runtime.configuration import _check_backend
+    from riverflink.config.checkpoints import backend_of
+    from riverflink.config.settings import SettingsError
+    from riverflink.runtime.configuration import _check_backend
 
     rocks = write_checkpoint(tmp_path / "r", b"...shared/abc 000012.sst MANIFEST-000004...")
     heap = write_checkpoint(tmp_path / "h", b"...chk-3/4f1e-uuid...")

@@ -7,12 +7,11 @@ import zipfile
 
 import pytest
 import yaml
-
-from jobs.cli.flags import add_run_arguments
-from jobs.cluster import standalone as cluster
-from jobs.cluster import submit
-from jobs.config.job_file import settings_from_args
-from jobs.config.settings import JobSettings, SettingsError
+from riverflink.cli.flags import add_run_arguments
+from riverflink.cluster import standalone as cluster
+from riverflink.cluster import submit
+from riverflink.config.job_file import settings_from_args
+from riverflink.config.settings import JobSettings, SettingsError
 
 
 def parse(argv) -> JobSettings:
@@ -72,8 +71,14 @@ def test_savepoint_on_exit_is_refused_before_flink(tmp_path):
 
 def test_code_archive_holds_the_packages_at_its_root(tmp_path):
     names = zipfile.ZipFile(submit.code_archive(tmp_path / "code.zip")).namelist()
-    for module in ("jobs/online_learning.py", "operators/functions.py", "state/envelope.py"):
+    for module in (
+        "riverflink/online_learning.py",
+        "riverflink/operators/functions.py",
+        "riverflink/state/envelope.py",
+        "riverflink/operators/java/riverflink/RouteLines.java",
+    ):
         assert module in names
+    assert {name.split("/")[0] for name in names} == {"riverflink"}
     assert not any("__pycache__" in name for name in names)
 
 
@@ -83,22 +88,29 @@ def test_code_archive_finds_the_same_router_jar(tmp_path):
     import subprocess
     import sys
 
-    from jobs.pipeline.router_jar import jar_path
+    from riverflink.pipeline.router_jar import jar_path
 
     zipfile.ZipFile(submit.code_archive(tmp_path / "code.zip")).extractall(tmp_path / "code")
     unpacked = subprocess.run(
-        [sys.executable, "-c", "from jobs.pipeline.router_jar import jar_path; print(jar_path())"],
+        [
+            sys.executable,
+            "-c",
+            "import riverflink; from riverflink.pipeline.router_jar import jar_path; "
+            "print(riverflink.__file__); print(jar_path())",
+        ],
         cwd=tmp_path / "code",
         env={"PYTHONPATH": str(tmp_path / "code"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=True,
     )
-    assert unpacked.stdout.strip() == str(jar_path())
+    package, jar = unpacked.stdout.split()
+    assert package == str(tmp_path / "code" / "riverflink" / "__init__.py")
+    assert jar == str(jar_path())
 
 
 def test_generated_conf_overrides_slots_ports_and_python(tmp_path, monkeypatch):
-    monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
+    monkeypatch.setattr("riverflink.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
     conf_dir = cluster.write_conf(tmp_path, slots=3, rest_port=18081, rpc_port=16123)
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
     assert conf["taskmanager.numberOfTaskSlots"] == 3

@@ -10,11 +10,17 @@ import re
 import pytest
 import river
 from river import drift, linear_model, metrics
-
-from jobs.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
-from operators.learner import OnlineLearner
-from operators.records import Fields, parse_line
-from state.envelope import FORMAT_VERSION, KeyState, StateFormatError, dumps, loads, read_header
+from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+from riverflink.operators.learner import OnlineLearner
+from riverflink.operators.records import Fields, parse_line
+from riverflink.state.envelope import (
+    FORMAT_VERSION,
+    KeyState,
+    StateFormatError,
+    dumps,
+    loads,
+    read_header,
+)
 
 MODELS = [
     (DEFAULT_MODEL, "classifier"),
@@ -202,7 +208,7 @@ def test_a_truncated_envelope_is_refused():
 def test_pickling_a_key_state_writes_the_versioned_envelope():
     """Flink pickles the state object itself; what lands in the checkpoint is the envelope."""
 
-    from state.envelope import rollback
+    from riverflink.state.envelope import rollback
 
     learner = OnlineLearner(model_spec=DEFAULT_MODEL, drift_spec=DEFAULT_DRIFT)
     state = None

@@ -6,8 +6,7 @@ import os
 import shutil
 
 import pytest
-
-from jobs.pipeline import router_jar as java_router
+from riverflink.pipeline import router_jar as java_router
 
 
 def test_the_jar_name_follows_the_sources(tmp_path, monkeypatch):
@@ -70,7 +69,7 @@ def test_a_new_build_removes_all_but_the_newest_builds(tmp_path, monkeypatch):
 
 
 def test_an_unknown_router_choice_is_refused(monkeypatch):
-    from jobs.config.settings import SettingsError
+    from riverflink.config.settings import SettingsError
 
     monkeypatch.setenv("RIVERFLINK_ROUTER", "fast")
     with pytest.raises(SettingsError, match="RIVERFLINK_ROUTER='fast': java .* or sql"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from jobs.accel import jvm_archive
+from riverflink.accel import jvm_archive
 
 
 @pytest.fixture

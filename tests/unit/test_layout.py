@@ -1,7 +1,7 @@
 """The shape of the code: one-way layers, no import circle, short modules.
 
 Dependencies point one way: cli -> runtime -> pipeline -> config -> operators -> state.
-The accelerators (jobs.accel) are used by the runtime and nothing below it; cluster
+The accelerators (riverflink.accel) are used by the runtime and nothing below it; cluster
 and results sit beside the runtime. Every import counts, also one inside a function.
 """
 
@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("jobs", "operators", "state")
+#: The repository's folders and the names they are imported by (pyproject's package-dir).
+PACKAGES = {"jobs": "riverflink", "operators": "riverflink.operators", "state": "riverflink.state"}
 MAX_LINES = 500
 
 
 def _modules() -> dict:
     found = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+    for folder, package in PACKAGES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(REPO / folder).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
             found[".".join(parts)] = path
@@ -53,41 +54,50 @@ def _imports(name: str, path: Path) -> set:
 
 GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
+OPS, S = "riverflink.operators", "riverflink.state"
 #: What each layer may import, besides itself. Prefix match on module names.
 ALLOWED = {
-    "state": ("state",),
-    "operators": ("operators", "state"),
-    "jobs.config": ("jobs.config", "operators", "state"),
-    "jobs.pipeline": ("jobs.pipeline", "jobs.config", "operators", "state"),
-    "jobs.accel": (
-        "jobs.accel",
-        "jobs.config",
-        "jobs.pipeline.router_jar",
-        "jobs.results",
-        "operators",
-        "state",
+    "riverflink": ("riverflink.library",),  # the public names, imported on first use
+    S: (S,),
+    OPS: (OPS, S),
+    "riverflink.config": ("riverflink.config", OPS, S),
+    "riverflink.pipeline": ("riverflink.pipeline", "riverflink.config", OPS, S),
+    "riverflink.library": (
+        "riverflink.library",
+        "riverflink.pipeline",
+        "riverflink.config",
+        OPS,
+        S,
     ),
-    "jobs.results": ("jobs.results", "jobs.config", "operators", "state"),
-    "jobs.runtime": (
-        "jobs.runtime",
-        "jobs.accel",
-        "jobs.pipeline",
-        "jobs.config",
-        "jobs.results",
-        "operators",
-        "state",
+    "riverflink.accel": (
+        "riverflink.accel",
+        "riverflink.config",
+        "riverflink.pipeline.router_jar",
+        "riverflink.results",
+        OPS,
+        S,
     ),
-    "jobs.cluster": (
-        "jobs.cluster",
-        "jobs.accel",
-        "jobs.pipeline.router_jar",
-        "jobs.config",
-        "jobs.config.checkpoints",
-        "operators",
-        "state",
+    "riverflink.results": ("riverflink.results", "riverflink.config", OPS, S),
+    "riverflink.runtime": (
+        "riverflink.runtime",
+        "riverflink.accel",
+        "riverflink.pipeline",
+        "riverflink.config",
+        "riverflink.results",
+        OPS,
+        S,
     ),
-    "jobs.cli": ("jobs", "operators", "state"),
-    "jobs.online_learning": ("jobs.cli",),
+    "riverflink.cluster": (
+        "riverflink.cluster",
+        "riverflink.accel",
+        "riverflink.pipeline.router_jar",
+        "riverflink.config",
+        OPS,
+        S,
+    ),
+    "riverflink.cli": ("riverflink",),
+    "riverflink.__main__": ("riverflink.cli",),
+    "riverflink.online_learning": ("riverflink.cli",),
 }
 
 
@@ -101,10 +111,10 @@ def _within(target: str, prefixes) -> bool:
     return any(target == p or target.startswith(p + ".") for p in prefixes)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "jobs"))
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "riverflink"))
 def test_imports_point_one_way(name):
     allowed = ALLOWED[_layer(name)]
-    wrong = sorted(t for t in GRAPH[name] if t != "jobs" and not _within(t, allowed))
+    wrong = sorted(t for t in GRAPH[name] if t != "riverflink" and not _within(t, allowed))
     assert not wrong, f"{name} imports {wrong}; its layer may import {allowed}"
 
 
@@ -112,9 +122,9 @@ def test_the_command_line_is_imported_by_nothing():
     importers = sorted(
         name
         for name, targets in GRAPH.items()
-        if any(_within(t, ("jobs.cli",)) for t in targets)
-        and not _within(name, ("jobs.cli",))
-        and name != "jobs.online_learning"
+        if any(_within(t, ("riverflink.cli",)) for t in targets)
+        and not _within(name, ("riverflink.cli",))
+        and name not in ("riverflink.online_learning", "riverflink.__main__")
     )
     assert importers == []
 
@@ -150,12 +160,12 @@ def test_modules_are_short(name):
 def test_the_pure_logic_imports_no_flink():
     """The per-key logic and the state envelope are tested without a JVM."""
     for name in (
-        "operators.learner",
-        "operators.records",
-        "operators.results",
-        "operators.live_models",
-        "state.envelope",
-        "state.spec",
+        "riverflink.operators.learner",
+        "riverflink.operators.records",
+        "riverflink.operators.results",
+        "riverflink.operators.live_models",
+        "riverflink.state.envelope",
+        "riverflink.state.spec",
     ):
         source = MODULES[name].read_text(encoding="utf-8")
         assert "pyflink" not in source.replace("PyFlink", ""), name

@@ -23,7 +23,7 @@ def _run(code: str) -> str:
 def test_the_messages_come_without_beam():
     out = _run(
         "import sys\n"
-        "from jobs.accel.lean_imports import import_job_messages\n"
+        "from riverflink.accel.lean_imports import import_job_messages\n"
         "pb2 = import_job_messages()\n"
         "from pyflink.fn_execution import flink_fn_execution_pb2\n"
         "assert flink_fn_execution_pb2 is pb2\n"
@@ -37,7 +37,7 @@ def test_a_job_builds_with_the_lean_package():
     # What build_job asks of the package: a Python operator's messages and state descriptors.
     out = _run(
         "import sys\n"
-        "from jobs.accel.lean_imports import import_job_messages\n"
+        "from riverflink.accel.lean_imports import import_job_messages\n"
         "import_job_messages()\n"
         "from pyflink.datastream.state import MapStateDescriptor\n"
         "from pyflink.common import Types\n"
@@ -49,7 +49,7 @@ def test_a_job_builds_with_the_lean_package():
 
 def test_the_rest_of_the_package_loads_on_first_use():
     out = _run(
-        "from jobs.accel.lean_imports import import_job_messages\n"
+        "from riverflink.accel.lean_imports import import_job_messages\n"
         "import_job_messages()\n"
         "import pyflink.fn_execution as fe\n"
         "enabled = fe.PYFLINK_CYTHON_ENABLED\n"  # defined by the real __init__ only
@@ -69,7 +69,7 @@ def test_the_rest_of_the_package_loads_on_first_use():
 def test_a_package_already_imported_is_left_as_it_is():
     out = _run(
         "import pyflink.fn_execution as fe\n"
-        "from jobs.accel.lean_imports import import_job_messages\n"
+        "from riverflink.accel.lean_imports import import_job_messages\n"
         "import_job_messages()\n"
         "import sys\n"
         "print(sys.modules['pyflink.fn_execution'] is fe, 'apache_beam' in sys.modules)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from operators.live_counts import LiveCounts, read_live_counts
+from riverflink.operators.live_counts import LiveCounts, read_live_counts
 
 NAMES = ("lines", "predictions", "alerts")
 

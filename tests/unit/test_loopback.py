@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from jobs.accel import loopback
+from riverflink.accel import loopback
 
 
 class _Gateway:
@@ -18,7 +18,7 @@ class _Gateway:
 
 def test_the_agent_comes_from_the_router_jar_once(monkeypatch, tmp_path):
     jar = tmp_path / "riverflink-router-x.jar"
-    monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: jar)
+    monkeypatch.setattr("riverflink.pipeline.router_jar.router_jar", lambda: jar)
     monkeypatch.setenv("JVM_ARGS", "-Xmx2g")
     assert loopback.use_loopback_agent() is True
     assert loopback.use_loopback_agent() is True
@@ -26,7 +26,7 @@ def test_the_agent_comes_from_the_router_jar_once(monkeypatch, tmp_path):
 
 
 def test_no_jar_no_agent(monkeypatch):
-    monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: None)
+    monkeypatch.setattr("riverflink.pipeline.router_jar.router_jar", lambda: None)
     monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
     monkeypatch.delenv("JVM_ARGS")
     assert loopback.use_loopback_agent() is False
@@ -48,7 +48,7 @@ def test_without_the_agent_nothing_is_reported(monkeypatch):
 
 
 def test_switched_off_no_agent(monkeypatch, tmp_path):
-    monkeypatch.setattr("jobs.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
+    monkeypatch.setattr("riverflink.pipeline.router_jar.router_jar", lambda: tmp_path / "r.jar")
     monkeypatch.setenv("JVM_ARGS", "")  # recorded: restored (unset) after the test
     monkeypatch.delenv("JVM_ARGS")
     for variable in ("RIVERFLINK_LOOPBACK", "RIVERFLINK_ACCELERATE"):

@@ -8,14 +8,14 @@ import math
 
 import pytest
 from river import drift, metrics, utils
+from riverflink.operators.learner import OnlineLearner
+from riverflink.operators.records import parse_line
+from riverflink.results.outputs import read_output_dir
+from riverflink.results.progress import count_lines
+from riverflink.results.summary import key_metrics, run_summary
+from riverflink.state.envelope import dumps, loads
+from riverflink.state.spec import SpecError
 
-from jobs.results.outputs import read_output_dir
-from jobs.results.progress import count_lines
-from jobs.results.summary import key_metrics, run_summary
-from operators.learner import OnlineLearner
-from operators.records import parse_line
-from state.envelope import dumps, loads
-from state.spec import SpecError
 from tests.reference import reference_run
 from tests.streams import delayed_label_stream
 from tests.unit.test_delayed_labels import CLASSIFIER, make_classifier, run
@@ -191,7 +191,7 @@ def test_count_lines_skips_blank_lines_and_reads_a_last_line_without_newline(tmp
 
 def test_the_progress_line_tells_start_up_from_shut_down():
     """After the job had run, an unanswered status read as "starting Flink"."""
-    from jobs.results.progress import ProgressLine
+    from riverflink.results.progress import ProgressLine
 
     class Rest:
         answers = [None, OSError("refused"), "RUNNING", OSError("refused")]
@@ -221,7 +221,7 @@ def test_on_a_terminal_the_progress_line_fits_its_width_and_leaves_nothing_stale
     import termios
     import time
 
-    from jobs.results.progress import ProgressLine
+    from riverflink.results.progress import ProgressLine
 
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from operators.records import (
+from riverflink.operators.records import (
     RAW_LIMIT,
     Fields,
     Record,
@@ -317,7 +316,7 @@ def test_spread_routing_shares_sequential_ids_out_evenly(pattern):
     """Ids that differ in a digit fill few buckets under ``hash`` routing (``k0``..``k999``:
     100 of 128, 1 to 21 keys each); ``spread`` routing uses them all, and at parallelism 2
     (buckets 0-63 and 64-127 of ``SPREAD_KEYS``) each subtask gets about half the keys."""
-    from state.descriptors import SPREAD_KEYS
+    from riverflink.state.descriptors import SPREAD_KEYS
 
     ids = [pattern.format(i) for i in range(1000)]
     index = {key: i for i, key in enumerate(SPREAD_KEYS)}

@@ -8,11 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from jobs.cli import main
-from jobs.results.outputs import read_output_dir, reason_group
-from jobs.results.report import write_report
-from jobs.results.summary import summary_table
+from riverflink.cli import main
+from riverflink.results.outputs import read_output_dir, reason_group
+from riverflink.results.report import write_report
+from riverflink.results.summary import summary_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -125,7 +124,7 @@ def test_regression_scores_are_absolute_errors(tmp_path):
 
 
 def test_rolling_curve_is_the_mean_of_the_last_window():
-    from jobs.results.outputs import KeyCurve
+    from riverflink.results.outputs import KeyCurve
 
     curve = KeyCurve("k", scores=[(2, 1.0), (0, 0.0), (1, 1.0), (3, 0.0)])
     assert curve.rolling(2) == ([0, 1, 2, 3], [0.0, 0.5, 1.0, 0.5])
@@ -189,7 +188,7 @@ def test_the_task_follows_what_the_predictions_are(tmp_path, y_pred, y_true, tas
 
 
 def test_a_run_summary_scores_no_model_that_predicts_no_label(tmp_path):
-    from jobs.results.summary import run_summary
+    from riverflink.results.summary import run_summary
 
     out = tmp_path / "out"
     _write(out, "predictions", [{"key": "k", "id": 1, "y_pred": 1, "y_true": 1, "n": 0}])
@@ -221,7 +220,7 @@ def test_reason_groups_drop_particulars():
 
 
 def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, monkeypatch):
-    from jobs.results import part_files
+    from riverflink.results import part_files
 
     monkeypatch.setattr(part_files, "_CHUNK", 3)  # chunk boundaries inside the file
     part = tmp_path / "predictions" / "part-0-0.jsonl"
@@ -239,7 +238,7 @@ def test_committed_lines_reads_chunks_with_blank_lines_and_odd_ones(tmp_path, mo
 
 
 def test_committed_lines_gives_what_pythons_parser_gives(tmp_path, monkeypatch):
-    from jobs.results import part_files
+    from riverflink.results import part_files
 
     monkeypatch.setattr(part_files, "_CHUNK", 4)
     lines = [
@@ -272,7 +271,7 @@ def test_committed_lines_gives_what_pythons_parser_gives(tmp_path, monkeypatch):
 def test_a_reader_reads_each_committed_file_once_and_gives_what_a_whole_read_gives(
     classified, tmp_path
 ):
-    from jobs.results.outputs import OutputReader
+    from riverflink.results.outputs import OutputReader
 
     reader = OutputReader(classified)
     assert reader.read_new() == 6  # predictions x3, outcomes, alerts, rejected
@@ -299,7 +298,7 @@ def test_a_reader_reads_each_committed_file_once_and_gives_what_a_whole_read_giv
 
 def test_summaries_show_long_keys_cut_short(tmp_path):
     """A 3 MB key was printed whole, twice, in the end-of-run summary."""
-    from jobs.results.summary import SHOWN_KEY_CHARS, run_summary
+    from riverflink.results.summary import SHOWN_KEY_CHARS, run_summary
 
     long_key = "k" * 100_000
     rows = [

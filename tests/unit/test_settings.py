@@ -8,11 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from jobs.cli.flags import add_run_arguments
-from jobs.config.checkpoints import latest_checkpoint
-from jobs.config.job_file import settings_from_args
-from jobs.config.settings import JobSettings, SettingsError
+from riverflink.cli.flags import add_run_arguments
+from riverflink.config.checkpoints import latest_checkpoint
+from riverflink.config.job_file import settings_from_args
+from riverflink.config.settings import JobSettings, SettingsError
 
 
 @pytest.fixture
@@ -140,7 +139,7 @@ def test_intervals_must_be_positive_numbers(name, flag, value, data, out):
 
 
 def test_parallelism_beyond_the_routing_buckets_is_refused(data, out):
-    from state.descriptors import ROUTING_BUCKETS
+    from riverflink.state.descriptors import ROUTING_BUCKETS
 
     assert settings(source=str(data), output=out, parallelism=ROUTING_BUCKETS).parallelism == 128
     with pytest.raises(SettingsError, match="at most 128 subtasks"):
@@ -522,7 +521,7 @@ def test_a_checkpoint_directory_of_one_job_also_works(tmp_path):
 
 
 def test_profile_follows_the_source_unless_given(data, tmp_path, out):
-    from jobs.config.settings import PROFILES
+    from riverflink.config.settings import PROFILES
 
     assert settings(source=str(data), output=out).tuning == PROFILES["throughput"]
     assert settings(source="socket://localhost:9999", output=out).tuning == PROFILES["latency"]
@@ -557,7 +556,7 @@ def test_socket_retries_need_a_socket(data, out):
 
 
 def test_submit_offers_no_savepoint_on_exit(capsys):
-    from jobs.cli import main
+    from riverflink.cli import main
 
     with pytest.raises(SystemExit):
         main(["submit", "--help"])
@@ -572,7 +571,7 @@ def test_an_installed_riverflink_reads_the_flink_conf_installed_with_it(tmp_path
     configuration goes to <prefix>/share/riverflink/flink-conf (pyproject's data-files)."""
     import sys
 
-    from jobs.config import flink_conf as flink_config
+    from riverflink.config import flink_conf as flink_config
 
     monkeypatch.delenv("FLINK_CONF_DIR", raising=False)
     assert flink_config.conf_dir() == Path(flink_config.__file__).resolve().parents[2] / (

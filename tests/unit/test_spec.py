@@ -20,9 +20,14 @@ from river import (
     optim,
     preprocessing,
 )
-
-from state import spec
-from state.spec import SpecError, is_binary_detector, model_kind, parse_detector, parse_model
+from riverflink.state import spec
+from riverflink.state.spec import (
+    SpecError,
+    is_binary_detector,
+    model_kind,
+    parse_detector,
+    parse_model,
+)
 
 DEFAULT = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
 RECORDS = [

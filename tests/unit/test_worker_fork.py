@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from jobs.accel.worker_fork import SOCKET_ENV, Zygote
+from riverflink.accel.worker_fork import SOCKET_ENV, Zygote
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = {"model_spec": "preprocessing.StandardScaler() | linear_model.LogisticRegression()"}
@@ -106,7 +105,7 @@ def test_the_zygote_builds_the_specs_first_and_tells_the_models_kind(zygote):
 
 
 def test_a_bad_spec_is_reported_by_the_zygote_as_the_learner_reports_it(monkeypatch):
-    from operators.learner import OnlineLearner
+    from riverflink.operators.learner import OnlineLearner
 
     bad = {"model_spec": "linear_model.Nope()"}
     with pytest.raises(ValueError) as local:
@@ -124,7 +123,7 @@ def test_a_bad_spec_is_reported_by_the_zygote_as_the_learner_reports_it(monkeypa
 
 
 def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_path):
-    from jobs.results.summary import job_summary
+    from riverflink.results.summary import job_summary
 
     out = tmp_path / "out"
     (out / "predictions").mkdir(parents=True)
@@ -141,7 +140,7 @@ def test_the_zygote_computes_the_run_summary_as_the_client_would(zygote, tmp_pat
 
 
 def test_the_zygote_reads_output_committed_during_the_run_for_the_summary(zygote, tmp_path):
-    from jobs.results.summary import job_summary
+    from riverflink.results.summary import job_summary
 
     out = tmp_path / "out"
     options = dict(model_spec=SPECS["model_spec"], metric_spec=None, elapsed=3.0)
@@ -177,7 +176,7 @@ def test_ctrl_c_and_a_client_gone_early_leave_no_traceback(tmp_path):
     os.close(read_end)  # the client is gone before the verdict
     socket_path = tmp_path / "zygote.sock"
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.accel.worker_fork", str(socket_path), json.dumps(SPECS)]
+        [sys.executable, "-m", "riverflink.accel.worker_fork", str(socket_path), json.dumps(SPECS)]
         + [str(write_end)],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -202,7 +201,7 @@ def test_a_zygote_whose_run_has_ended_leaves_quietly(tmp_path, capsys):
     then has nowhere to listen, and ends without a traceback on the run's stderr."""
     import signal
 
-    from jobs.accel.worker_fork import main
+    from riverflink.accel.worker_fork import main
 
     handler = signal.getsignal(signal.SIGINT)  # the zygote ignores Ctrl-C (its client's)
     try:

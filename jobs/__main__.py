@@ -1,0 +1,5 @@
+"""``python -m riverflink ARGS``: the ``riverflink`` command."""
+
+from riverflink.cli import entry
+
+entry()
