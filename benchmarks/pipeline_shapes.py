@@ -30,6 +30,7 @@ def build(env, shape: str, source: str, output: Path) -> None:
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
     from pyflink.table import StreamTableEnvironment
+
     from riverflink.pipeline.sinks import file_sink
 
     class Emit(KeyedProcessFunction):
@@ -64,6 +65,7 @@ def build(env, shape: str, source: str, output: Path) -> None:
 def run(shape: str, source: str) -> float:
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
+
     from riverflink.config.flink_conf import flink_settings
 
     conf = Configuration()

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+
 from riverflink.operators.live_counts import LiveCounts
 from riverflink.operators.live_models import (
     WRITE_AT_CHECKPOINTS,

@@ -67,6 +67,7 @@ class EarlyCluster:
         from py4j.protocol import Py4JError
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import get_j_env_configuration, load_java_class
+
         from riverflink.pipeline.router_jar import router_jar
 
         jar = router_jar()

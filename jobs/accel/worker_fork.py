@@ -256,6 +256,7 @@ def _preload(specs: dict, verdict_fd: int | None = None) -> None:
     import pyflink.fn_execution.beam.beam_operations  # noqa: F401 - Beam's worker, coders
     import pyflink.fn_execution.beam.beam_sdk_worker_main  # noqa: F401
     import pyflink.fn_execution.datastream.process.operations  # noqa: F401
+
     import riverflink.operators.functions  # noqa: F401
     from riverflink.accel.sampler import shorten_sampling
 

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="riverflink",
         description="Online machine learning on Apache Flink: one River learner per key.",
     )
+    from riverflink import __version__
+
+    parser.add_argument("--version", action="version", version=f"riverflink {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     run = commands.add_parser(

@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+
 from riverflink.config.flink_conf import conf_dir, flink_settings
 from riverflink.config.paths import state_dir
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from riverflink.cluster.standalone import ClusterError, flink_home, rest_get
 from riverflink.config.flink_conf import conf_dir, flink_settings
 from riverflink.config.inputs import local_path
-from riverflink.config.paths import package_dirs, state_dir
+from riverflink.config.paths import conf_files_dir, package_dirs, state_dir
 from riverflink.config.settings import JobSettings, SettingsError
 
 __all__ = [
@@ -119,16 +119,19 @@ def code_archive(path: Path) -> Path:
     ``riverflink/`` would give ``import cli``, not ``import riverflink.cli``); a shipped
     zip is unpacked and its root goes on the path, which keeps the package names. An
     editable install's folders (``jobs/``, ``operators/``, ``state/``) go in under the
-    names they are imported by. The router's Java sources go too: the job is built from
-    the unpacked copy, which finds its router jar by the digest of those sources
-    (``riverflink.pipeline.router_jar``); without them it would route in Flink SQL, and
-    no savepoint of a local run would restore.
+    names they are imported by, with riverflink's Flink configuration. The router's Java
+    sources go too: the job is built from the unpacked copy, which finds its router jar by
+    the digest of those sources (``riverflink.pipeline.router_jar``); without them it would
+    route in Flink SQL, and no savepoint of a local run would restore.
     """
     members: dict[str, Path] = {}
     for name, root in package_dirs().items():
         prefix = name.replace(".", "/")
         for source in sorted([*root.rglob("*.py"), *root.rglob("java/**/*.java")]):
             members.setdefault(f"{prefix}/{source.relative_to(root).as_posix()}", source)
+    for source in sorted(conf_files_dir().glob("*")):  # as installed: riverflink/flink_conf/
+        if source.is_file():
+            members.setdefault(f"riverflink/flink_conf/{source.name}", source)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, source in sorted(members.items()):
             archive.write(source, member)

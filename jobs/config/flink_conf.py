@@ -11,7 +11,6 @@ restart strategy and Python execution mode.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import yaml
@@ -20,14 +19,14 @@ __all__ = ["conf_dir", "flink_settings", "use_project_conf_dir"]
 
 
 def conf_dir() -> Path:
-    """``$FLINK_CONF_DIR`` if set, else the repository's ``flink-conf/``, else (riverflink
-    installed from a wheel) the copy installed with it in ``<prefix>/share/riverflink/``."""
+    """``$FLINK_CONF_DIR`` if set, else riverflink's own: the checkout's ``flink-conf/``,
+    or the copy installed with the package."""
     env = os.environ.get("FLINK_CONF_DIR")
     if env:
         return Path(env)
-    beside = Path(__file__).resolve().parents[2] / "flink-conf"
-    installed = Path(sys.prefix) / "share" / "riverflink" / "flink-conf"
-    return installed if not beside.is_dir() and installed.is_dir() else beside
+    from riverflink.config.paths import conf_files_dir
+
+    return conf_files_dir()
 
 
 def use_project_conf_dir() -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["code_root", "package_dirs", "state_dir"]
+__all__ = ["code_root", "conf_files_dir", "package_dirs", "state_dir"]
 
 
 def state_dir() -> Path:
@@ -45,6 +45,13 @@ def package_dirs() -> dict[str, Path]:
         module.__name__: Path(module.__file__).resolve().parent
         for module in (riverflink, riverflink.operators, riverflink.state)
     }
+
+
+def conf_files_dir() -> Path:
+    """riverflink's own Flink configuration (``config.yaml``): the checkout's
+    ``flink-conf/``, or the copy installed inside the package (``riverflink/flink_conf/``)."""
+    root = package_dirs()["riverflink"]
+    return root / "flink_conf" if root.name == "riverflink" else root.parent / "flink-conf"
 
 
 def code_root() -> Path | None:

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["JobSettings", "SettingsError"]
+__all__ = ["JobSettings", "LearnOptions", "SettingsError"]
 
 DEFAULT_MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
 DEFAULT_DRIFT = "drift.ADWIN()"
@@ -66,13 +66,31 @@ class SettingsError(ValueError):
     """A setting that cannot work; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class JobSettings:
-    source: str
-    output: str
-    follow: bool = False
-    discovery_interval: float | None = None  # None: DISCOVERY_INTERVAL, with --follow
-    socket_retries: int = 0
+#: The text settings of the learning, and their flags.
+_TEXT = {
+    "key": "--key",
+    "id": "--id",
+    "target": "--target",
+    "model": "--model",
+    "drift": "--drift",
+    "on_drift": "--on-drift",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnOptions:
+    """What the learning itself needs: the record's fields, the model, drift detection,
+    the metric, how long state lives, and the profile. Checked as they are built.
+
+    ``riverflink.learn`` and ``riverflink.replay`` take exactly these; a job's
+    :class:`JobSettings` adds where lines come from and where output goes.
+
+    >>> LearnOptions(on_drift="retrain")
+    Traceback (most recent call last):
+    ...
+    riverflink.config.settings.SettingsError: --on-drift must be 'alert' or 'reset', not 'retrain'
+    """
+
     key: str = "key"
     id: str = "id"
     target: str = "y"
@@ -80,16 +98,78 @@ class JobSettings:
     model: str = DEFAULT_MODEL
     drift: str = DEFAULT_DRIFT
     on_drift: str = "alert"
+    state_ttl: float | None = None
+    label_ttl: float = 86400.0
+    metric: str | None = None  # None: metrics.Accuracy() / metrics.MAE() by model kind
+    profile: str | None = None  # None: by source, see PROFILES
+
+    def __post_init__(self):
+        self._check_learning()
+
+    def _check_learning(self) -> None:
+        for name, flag in _TEXT.items():
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise SettingsError(f"{flag} must be text, not {value!r}")
+        for name in ("metric", "profile"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise SettingsError(f"--{name} must be text, not {value!r}")
+        if self.features is not None and (
+            not isinstance(self.features, tuple)
+            or not all(isinstance(f, str) for f in self.features)
+        ):
+            raise SettingsError(f"--features needs a list of field names, not {self.features!r}")
+        if self.state_ttl is not None:
+            _positive("--state-ttl", self.state_ttl)
+        _positive("--label-ttl", self.label_ttl)
+        self._check_fields_and_choices()
+
+    def _check_fields_and_choices(self) -> None:
+        if self.on_drift not in ("alert", "reset"):
+            raise SettingsError(f"--on-drift must be 'alert' or 'reset', not {self.on_drift!r}")
+        roles = {"--key": self.key, "--id": self.id, "--target": self.target}
+        for flag, name in roles.items():
+            if not name:
+                raise SettingsError(f"{flag} needs a field name")
+        if len(set(roles.values())) < 3:
+            raise SettingsError(f"--key, --id and --target must name different fields: {roles}")
+        if self.features is not None:
+            if not self.features or any(not f for f in self.features):
+                raise SettingsError("--features needs a comma-separated list of field names")
+            clash = set(self.features) & set(roles.values())
+            if clash:
+                raise SettingsError(
+                    f"--features cannot include the key, id or target: {sorted(clash)}"
+                )
+        if self.profile is not None and self.profile not in PROFILES:
+            raise SettingsError(
+                f"--profile must be 'latency' or 'throughput', not {self.profile!r}"
+            )
+
+    @property
+    def tuning(self) -> dict:
+        """The --profile in effect (see PROFILES); "latency" unless given: a stream that
+        a program hands over may be live."""
+        return PROFILES[self.profile or "latency"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSettings(LearnOptions):
+    """A whole job: :class:`LearnOptions`, where lines come from, where output goes, and
+    how the job runs."""
+
+    source: str
+    output: str
+    follow: bool = False
+    discovery_interval: float | None = None  # None: DISCOVERY_INTERVAL, with --follow
+    socket_retries: int = 0
     parallelism: int = 1
     checkpoint_dir: str | None = None
     checkpoint_interval: float | None = None
     restore: str | None = None
-    state_ttl: float | None = None
-    label_ttl: float = 86400.0
-    metric: str | None = None  # None: metrics.Accuracy() / metrics.MAE() by model kind
     state_backend: str | None = None
     savepoint_on_exit: str | None = None
-    profile: str | None = None  # None: by source, see PROFILES
 
     def __post_init__(self):
         if isinstance(self.restore, str) and self.restore.startswith("file:"):
@@ -99,7 +179,8 @@ class JobSettings:
         self._check_source()
         self._check_output()
         self._check_numbers()
-        self._check_fields_and_choices()
+        self._check_learning()
+        self._check_choices()
         self._check_state()
 
     def _check_source(self) -> None:
@@ -156,9 +237,6 @@ class JobSettings:
                     "--checkpoint-interval needs --checkpoint-dir here: a bounded run "
                     "without it takes no checkpoints"
                 )
-        if self.state_ttl is not None:
-            _positive("--state-ttl", self.state_ttl)
-        _positive("--label-ttl", self.label_ttl)
         if not is_whole(self.socket_retries) or self.socket_retries < 0:
             raise SettingsError(
                 f"--socket-retries must be a whole number >= 0, not {self.socket_retries!r}"
@@ -178,27 +256,7 @@ class JobSettings:
                 f"at most {MAX_PARALLELISM} subtasks would get any; use {MAX_PARALLELISM} or fewer"
             )
 
-    def _check_fields_and_choices(self) -> None:
-        if self.on_drift not in ("alert", "reset"):
-            raise SettingsError(f"--on-drift must be 'alert' or 'reset', not {self.on_drift!r}")
-        roles = {"--key": self.key, "--id": self.id, "--target": self.target}
-        for flag, name in roles.items():
-            if not name:
-                raise SettingsError(f"{flag} needs a field name")
-        if len(set(roles.values())) < 3:
-            raise SettingsError(f"--key, --id and --target must name different fields: {roles}")
-        if self.features is not None:
-            if not self.features or any(not f for f in self.features):
-                raise SettingsError("--features needs a comma-separated list of field names")
-            clash = set(self.features) & set(roles.values())
-            if clash:
-                raise SettingsError(
-                    f"--features cannot include the key, id or target: {sorted(clash)}"
-                )
-        if self.profile is not None and self.profile not in PROFILES:
-            raise SettingsError(
-                f"--profile must be 'latency' or 'throughput', not {self.profile!r}"
-            )
+    def _check_choices(self) -> None:
         if self.state_backend not in (None, "hashmap", "rocksdb"):
             raise SettingsError(
                 f"--state-backend must be 'hashmap' or 'rocksdb', not {self.state_backend!r}"

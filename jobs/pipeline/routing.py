@@ -10,15 +10,19 @@ import os
 import sys
 from pathlib import Path
 
-from riverflink.config.settings import JobSettings, SettingsError
+from riverflink.config.settings import JobSettings, LearnOptions, SettingsError
 from riverflink.pipeline.sources import restore_path, use_jar
 from riverflink.pipeline.uids import UIDS
 
 __all__ = ["key_text_sql", "routed"]
 
 
-def routed(env, lines, settings: JobSettings, *, markers: bool = False):
+def routed(env, lines, options: LearnOptions, *, job: JobSettings | None, markers: bool = False):
     """Lines keyed by routing bucket, one by one or batched (``--profile``), all in Java.
+
+    ``job`` None: ``lines`` is a program's stream of text, not a source's raw lines (bytes
+    as ISO-8859-1 characters); the router encodes it as UTF-8 first, so that both reach
+    the learner alike and a key goes to the same bucket from either.
 
     riverflink's own operator does it (:mod:`riverflink.pipeline.router_jar`), or Flink SQL where
     that cannot be built. Returns ``(keyed stream, markers, routing)``: with ``markers``
@@ -30,7 +34,7 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
     from riverflink.pipeline.router_jar import router_jar
     from riverflink.state.descriptors import HASH, HASH_STATE_NAME, KEY_STATE_NAME, SPREAD
 
-    restore = restore_path(env, settings)
+    restore = restore_path(env, job)
     routing = SPREAD
     if restore is not None:
         if execution_mode_of(restore, HASH_STATE_NAME) is not None:
@@ -49,7 +53,7 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
                     "SQL; routing in SQL again, so that the lines it gathered are not lost",
                     file=sys.stderr,
                 )
-                return _routed_sql(env, lines, settings), False, HASH
+                return _routed_sql(env, lines, options, job), False, HASH
     jar = router_jar()
     if jar is None:
         if restore is not None and execution_mode_of(restore, KEY_STATE_NAME) is not None:
@@ -59,26 +63,27 @@ def routed(env, lines, settings: JobSettings, *, markers: bool = False):
                 "apt-get install openjdk-17-jdk-headless); without it lines would reach the "
                 "wrong buckets. Install one and run again."
             )
-        return _routed_sql(env, lines, settings), False, HASH
-    return _routed_java(env, lines, settings, jar, markers, routing), markers, routing
+        return _routed_sql(env, lines, options, job), False, HASH
+    return _routed_java(env, lines, options, job, jar, markers, routing), markers, routing
 
 
-def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, routing: str):
+def _routed_java(env, lines, options, job, jar: Path, markers: bool, routing: str):
     """Lines keyed by routing bucket, by riverflink's router (``operators/java``)."""
     from pyflink.common import Types
     from pyflink.datastream import DataStream
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
+
     from riverflink.pipeline.router_jar import CLASS_NAME
     from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
     use_jar(env, jar)
-    tuning = settings.tuning
+    tuning = options.tuning
     batch_lines = tuning["batch_lines"] if tuning["batch_ms"] else 1
     gateway = get_gateway()
     router = gateway.jvm.Thread.currentThread().getContextClassLoader().loadClass(CLASS_NAME)
-    args = gateway.new_array(gateway.jvm.java.lang.Object, 7)
-    args[0], args[1] = settings.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 8)
+    args[0], args[1] = options.key, gateway.jvm.java.lang.Integer(ROUTING_BUCKETS)
     args[2] = gateway.jvm.java.lang.Integer(batch_lines)
     args[3] = gateway.jvm.java.lang.Long(tuning["batch_ms"])
     args[4] = gateway.jvm.java.lang.Integer(tuning["held_lines"])
@@ -87,11 +92,14 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, ro
     args[6] = gateway.new_array(gateway.jvm.int, len(spread_keys))
     for i, key in enumerate(spread_keys):
         args[6][i] = key
+    args[7] = gateway.jvm.java.lang.Boolean(job is None)  # text, not raw lines
     operator = router.getConstructors()[0].newInstance(args)
     row_type = Types.ROW([Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
     j_rows = lines._j_data_stream.transform("route lines", row_type.get_java_type_info(), operator)
     j_rows.uid(UIDS["route"])
-    if settings.is_socket:
+    if job is None:  # beside its input, which keeps each key's lines in their order
+        j_rows.setParallelism(_parallelism_of(env, lines))
+    elif job.is_socket:
         j_rows.setParallelism(1)  # chained to the socket source, which reads alone
     rows = DataStream(j_rows)
     selector = gateway.jvm.org.apache.flink.streaming.api.functions.python
@@ -99,7 +107,7 @@ def _routed_java(env, lines, settings: JobSettings, jar: Path, markers: bool, ro
     return KeyedStream(j_keyed, Types.INT(), rows)
 
 
-def _routed_sql(env, lines, settings: JobSettings):
+def _routed_sql(env, lines, options: LearnOptions, job: JobSettings | None):
     """Lines keyed by routing bucket, by Flink SQL (where the router cannot be built).
 
     The bucket comes from Flink SQL: the key field's text (``JSON_VALUE`` of the line,
@@ -110,18 +118,20 @@ def _routed_sql(env, lines, settings: JobSettings):
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
     from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+
     from riverflink.state.descriptors import ROUTING_BUCKETS
 
-    batch_ms = settings.tuning["batch_ms"]
-    if settings.is_socket:
+    batch_ms = options.tuning["batch_ms"]
+    socket = job is not None and job.is_socket
+    if socket:
         batch_ms = 0  # a socket's last lines would wait for a window that never closes
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set(
         "table.exec.resource.default-parallelism",
-        str(1 if settings.is_socket else settings.parallelism),
+        str(1 if socket else (job.parallelism if job else _parallelism_of(env, lines))),
     )
     schema = Schema.new_builder().column("f0", DataTypes.STRING())
-    bounded = not (settings.unbounded or settings.savepoint_on_exit)
+    bounded = job is not None and not (job.unbounded or job.savepoint_on_exit)
     if batch_ms and bounded:
         # Event time = arrival time, so the end of the input fires the last window
         # (processing-time windows would drop it). The watermark trails by 1 s: a line
@@ -132,13 +142,15 @@ def _routed_sql(env, lines, settings: JobSettings):
     elif batch_ms:
         schema = schema.column_by_expression("t", "PROCTIME()")
     t_env.create_temporary_view("riverflink_lines", t_env.from_data_stream(lines, schema.build()))
-    bucket = f"MOD(HASH_CODE({key_text_sql(settings.key)}), {ROUTING_BUCKETS})"
+    # The raw line: a program's text as its UTF-8 bytes, one ISO-8859-1 character each.
+    raw = "f0" if job is not None else "DECODE(ENCODE(f0, 'UTF-8'), 'ISO-8859-1')"
+    bucket = f"MOD(HASH_CODE({key_text_sql(options.key, raw)}), {ROUTING_BUCKETS})"
     if not batch_ms:
-        query = f"SELECT {bucket} AS b, f0 AS line FROM riverflink_lines"
+        query = f"SELECT {bucket} AS b, {raw} AS line FROM riverflink_lines"
     else:
         t_env.execute_sql(
             "CREATE TEMPORARY VIEW riverflink_keyed AS "
-            f"SELECT {bucket} AS b, f0, t FROM riverflink_lines"
+            f"SELECT {bucket} AS b, {raw} AS f0, t FROM riverflink_lines"
         )
         query = (
             "SELECT b, ARRAY_AGG(f0) AS line FROM TABLE(TUMBLE(TABLE riverflink_keyed, "
@@ -152,7 +164,14 @@ def _routed_sql(env, lines, settings: JobSettings):
     return KeyedStream(j_keyed, Types.INT(), rows)
 
 
-def key_text_sql(field: str) -> str:
+def _parallelism_of(env, lines) -> int:
+    """The parallelism of a program's stream: routed at the same, each subtask's lines go
+    on in their order (a rebalance would interleave one key's lines from two subtasks)."""
+    parallelism = lines._j_data_stream.getParallelism()
+    return parallelism if parallelism > 0 else env.get_parallelism()
+
+
+def key_text_sql(field: str, raw: str = "f0") -> str:
     """SQL for the key field's text, as ``JSON_VALUE`` gives it ('' when there is none).
 
     Parsing JSON in Flink costs more per line than anything else in Java, so a line that
@@ -160,7 +179,7 @@ def key_text_sql(field: str) -> str:
     it cut out by a regular expression; every other line is parsed. Both give the same
     text, which ``riverflink.operators.records.route_text`` gives in Python.
     """
-    raw = "f0"  # raw bytes as ISO-8859-1 characters (see _source)
+    # ``raw``: the line's bytes as ISO-8859-1 characters (see riverflink.pipeline.sources)
     bom = "CHR(239) || CHR(187) || CHR(191)"
     unbommed = f"CASE WHEN SUBSTRING({raw}, 1, 3) = {bom} THEN SUBSTRING({raw}, 4) ELSE {raw} END"
     text = f"DECODE(ENCODE({unbommed}, 'ISO-8859-1'), 'UTF-8')"

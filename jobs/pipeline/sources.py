@@ -16,10 +16,9 @@ __all__ = ["lines_of", "restore_path", "source_uid", "use_jar"]
 
 def use_jar(env, jar: Path) -> None:
     """Ship riverflink's jar with the job and load classes from it (once per job)."""
-    added = env.__dict__.setdefault("_riverflink_jars", set())
-    if jar not in added:
+    j_conf = env._j_stream_execution_environment.getConfiguration()
+    if jar.as_uri() not in (j_conf.getString("pipeline.jars", "") or ""):
         env.add_jars(jar.as_uri())
-        added.add(jar)
 
 
 def _socket_lines(env, host: str, port: int, retries: int):
@@ -31,6 +30,7 @@ def _socket_lines(env, host: str, port: int, retries: int):
     """
     from pyflink.common import Types
     from pyflink.java_gateway import get_gateway
+
     from riverflink.pipeline.router_jar import SOCKET_CLASS_NAME, router_jar
 
     j_env = env._j_stream_execution_environment
@@ -124,8 +124,10 @@ def source_uid(settings: JobSettings, restore: str | None) -> str:
     return uid
 
 
-def restore_path(env, settings: JobSettings) -> str | None:
-    """The checkpoint or savepoint the job starts from (--restore, or `flink run -s`), if any."""
+def restore_path(env, settings: JobSettings | None) -> str | None:
+    """The checkpoint or savepoint the job starts from (--restore, or `flink run -s`), if any.
+
+    ``settings`` None: a program's job, which only Flink's own configuration restores."""
     j_conf = env._j_stream_execution_environment.getConfiguration()
     for key in ("execution.state-recovery.path", "execution.savepoint.path"):
         value = j_conf.getString(key, "")
@@ -133,4 +135,4 @@ def restore_path(env, settings: JobSettings) -> str | None:
             from riverflink.config.inputs import local_path
 
             return local_path(value)
-    return settings.restore
+    return None if settings is None else settings.restore

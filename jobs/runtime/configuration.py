@@ -20,6 +20,7 @@ __all__ = ["flink_configuration"]
 def flink_configuration(settings: JobSettings):
     """Flink's configuration for this job: ``flink-conf/config.yaml`` + job settings."""
     from pyflink.common import Configuration
+
     from riverflink.config.checkpoints import latest_checkpoint
 
     conf = Configuration()

@@ -71,6 +71,7 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
     ``worker``: the command that starts Python workers (see :mod:`riverflink.accel.worker_fork`).
     """
     from pyflink.datastream import StreamExecutionEnvironment
+
     from riverflink.accel.early_cluster import EarlyCluster
     from riverflink.accel.loopback import warn_if_exposed
 
@@ -91,6 +92,7 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
     early = EarlyCluster.start(env, settings.parallelism)
     if early is None and port == 0:  # started the usual way after all: pick a free port for it
         from pyflink.util.java_utils import get_j_env_configuration
+
         from riverflink.results.progress import free_port
 
         port = free_port()

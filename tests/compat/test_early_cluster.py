@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from riverflink.accel import early_cluster
 
+from riverflink.accel import early_cluster
 from tests.compat.support import (
     class_array,
     java_class,

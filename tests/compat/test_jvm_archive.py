@@ -13,6 +13,7 @@ import os
 import subprocess
 
 import pytest
+
 from riverflink.accel import jvm_archive
 
 pytestmark = pytest.mark.compat

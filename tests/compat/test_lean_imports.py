@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+
 from riverflink.accel.lean_imports import MESSAGES, PACKAGE
 
 pytestmark = pytest.mark.compat

@@ -15,8 +15,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from riverflink.accel.loopback import LOOPBACK_PROPERTY
 
+from riverflink.accel.loopback import LOOPBACK_PROPERTY
 from tests.compat.support import class_array, java_class
 
 pytestmark = pytest.mark.compat

@@ -12,8 +12,8 @@ import inspect
 import textwrap
 
 import pytest
-from riverflink.accel import sampler
 
+from riverflink.accel import sampler
 from tests.compat.support import fresh_module
 
 pytestmark = pytest.mark.compat

@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 from apache_beam.portability.api import beam_fn_api_pb2
-from riverflink.accel import state_commit
 
+from riverflink.accel import state_commit
 from tests.compat.pyflink_state import Worker
 from tests.compat.support import fresh_module
 

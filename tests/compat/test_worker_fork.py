@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+
 from riverflink.accel.worker_fork import LAUNCHER, SOCKET_ENV, WORKER_MODULE
 
 pytestmark = pytest.mark.compat

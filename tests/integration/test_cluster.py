@@ -22,8 +22,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from riverflink.cluster import submit
 
+from riverflink.cluster import submit
 from tests.integration.conftest import (
     assert_like_river,
     drifting_stream,

@@ -9,10 +9,10 @@ import subprocess
 from collections import Counter
 
 import pytest
+
 from riverflink.config.checkpoints import execution_mode_of, latest_checkpoint
 from riverflink.results.outputs import read_output_dir
 from riverflink.state.descriptors import HASH_STATE_NAME, KEY_STATE_NAME
-
 from tests.integration.conftest import (
     assert_like_river,
     by_key,

@@ -82,6 +82,7 @@ def test_every_spelling_of_a_key_reaches_one_model(tmp_path, profile, router):
 def test_sql_router_and_python_compute_the_same_bucket_for_any_key_field_and_spelling():
     """Flink SQL (the fallback routing) against ``route_bucket`` (the learner's check)."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
+
     from riverflink.operators.records import Fields, parse_line, route_bucket
     from riverflink.pipeline.routing import key_text_sql
     from riverflink.state.descriptors import ROUTING_BUCKETS
@@ -104,6 +105,7 @@ def java_router():
     """riverflink's router class (``riverflink.RouteLines``), loaded in this process's JVM."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
+
     from riverflink.pipeline.router_jar import router_jar
 
     jar = router_jar()
@@ -128,6 +130,7 @@ def test_java_router_and_python_compute_the_same_bucket_for_any_key_field_and_sp
 def test_java_router_and_python_spread_keys_alike(java_router):
     """``spread`` routing: riverflink's router against ``spread_bucket``, line by line."""
     from pyflink.java_gateway import get_gateway
+
     from riverflink.operators.records import Fields, parse_line, spread_bucket
     from riverflink.state.descriptors import SPREAD_KEYS
 
@@ -146,6 +149,7 @@ def test_java_router_and_python_spread_keys_alike(java_router):
 def test_spread_keys_give_every_bucket_a_key_group_of_its_own():
     """So subtasks get equal shares of buckets at any parallelism: 64 and 64 at 2."""
     from pyflink.java_gateway import get_gateway
+
     from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD_KEYS
 
     gateway = get_gateway()

@@ -8,6 +8,7 @@ import lzma
 import zlib
 
 import pytest
+
 from riverflink.config.checkpoints import (
     execution_mode_of,
     holds_operator,
@@ -226,6 +227,7 @@ def test_an_exit_savepoint_run_reads_its_input_whole(tmp_path):
 
 def test_restore_of_state_in_the_earlier_layout_is_refused(tmp_path):
     import pytest
+
     from riverflink.config.settings import SettingsError
     from riverflink.runtime.configuration import _check_execution_mode
     from riverflink.state.descriptors import KEY_STATE_NAME

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 import yaml
+
 from riverflink.cli.flags import add_run_arguments
 from riverflink.cluster import standalone as cluster
 from riverflink.cluster import submit

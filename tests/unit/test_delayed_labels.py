@@ -6,10 +6,10 @@ import json
 
 import pytest
 from river import drift, linear_model, preprocessing
+
 from riverflink.operators.learner import OnlineLearner, Outcome, Prediction
 from riverflink.operators.records import Record, Rejected, parse_line
 from riverflink.state.envelope import dumps, loads
-
 from tests.reference import reference_run
 from tests.streams import delayed_label_stream
 

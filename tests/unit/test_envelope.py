@@ -10,6 +10,7 @@ import re
 import pytest
 import river
 from river import drift, linear_model, metrics
+
 from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
 from riverflink.operators.learner import OnlineLearner
 from riverflink.operators.records import Fields, parse_line

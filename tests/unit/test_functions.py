@@ -12,6 +12,7 @@ import pickle
 
 import pytest
 from river import linear_model, preprocessing
+
 from riverflink.operators import live_models
 from riverflink.operators.functions import (
     WRITE_AT_CHECKPOINTS,
@@ -23,7 +24,6 @@ from riverflink.operators.live_counts import ENV as LIVE_COUNTS_ENV
 from riverflink.operators.live_counts import read_live_counts
 from riverflink.operators.records import Fields, parse_line, route_bucket, spread_bucket
 from riverflink.state.descriptors import HASH, ROUTING_BUCKETS, ROUTINGS, SPREAD, SPREAD_KEYS
-
 from tests.reference import reference_predictions
 
 MODEL = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+
 from riverflink.pipeline import router_jar as java_router
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from riverflink.accel import jvm_archive
 
 

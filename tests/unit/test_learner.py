@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 from river import anomaly, cluster, drift, linear_model, metrics, preprocessing, tree
+
 from riverflink.operators.learner import DriftAlert, OnlineLearner, Prediction
 from riverflink.operators.records import Fields, Record, Rejected, parse_line
-
 from tests.reference import reference_predictions
 
 CLASSIFIER = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"

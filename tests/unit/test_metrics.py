@@ -8,6 +8,7 @@ import math
 
 import pytest
 from river import drift, metrics, utils
+
 from riverflink.operators.learner import OnlineLearner
 from riverflink.operators.records import parse_line
 from riverflink.results.outputs import read_output_dir
@@ -15,7 +16,6 @@ from riverflink.results.progress import count_lines
 from riverflink.results.summary import key_metrics, run_summary
 from riverflink.state.envelope import dumps, loads
 from riverflink.state.spec import SpecError
-
 from tests.reference import reference_run
 from tests.streams import delayed_label_stream
 from tests.unit.test_delayed_labels import CLASSIFIER, make_classifier, run

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from riverflink.cli import main
 from riverflink.results.outputs import read_output_dir, reason_group
 from riverflink.results.report import write_report

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-import riverflink.accel as accel
 from apache_beam.runners.worker import statesampler
 from apache_beam.utils.counters import CounterFactory
+
+import riverflink.accel as accel
 from riverflink.accel.sampler import SAMPLING_PERIOD_MS, shorten_sampling
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from riverflink.cli.flags import add_run_arguments
 from riverflink.config.checkpoints import latest_checkpoint
 from riverflink.config.job_file import settings_from_args

@@ -20,6 +20,7 @@ from river import (
     optim,
     preprocessing,
 )
+
 from riverflink.state import spec
 from riverflink.state.spec import (
     SpecError,

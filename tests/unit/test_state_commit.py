@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 import riverflink.accel as accel
 from riverflink.accel import state_commit
 from riverflink.accel.state_commit import pipeline_commits
 from riverflink.state.descriptors import key_state_descriptor
-
 from tests.compat.pyflink_state import StateService, Worker
 from tests.compat.support import fresh_module
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from riverflink.accel.worker_fork import SOCKET_ENV, Zygote
 
 REPO = Path(__file__).resolve().parents[2]

@@ -35,6 +35,10 @@ import org.apache.flink.types.Row;
  * bucket's go. With {@code markers}, it also sends every bucket an empty list right before
  * each checkpoint barrier (see {@code operators.functions.LearnPerKey}). The operator keeps no state: a checkpoint finds every
  * line it read already sent on, ahead of the barrier.
+ *
+ * <p>With {@code textLines} (a program's own stream, {@code riverflink.learn}), lines arrive as
+ * text, not as raw bytes: each is encoded as UTF-8 first, so the learner and the buckets see
+ * exactly what they would see had the same line been read from a file.
  */
 public class RouteLines extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<String, Row>, BoundedOneInput {
@@ -53,6 +57,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
     private final int maxHeld;
     private final boolean markers;
     private final int[] spreadKeys;
+    private final boolean textLines;
     private final char[] quotedField;
 
     private transient List<String>[] pending;
@@ -65,7 +70,8 @@ public class RouteLines extends AbstractStreamOperator<Row>
             long batchMillis,
             int maxHeld,
             boolean markers,
-            int[] spreadKeys) {
+            int[] spreadKeys,
+            boolean textLines) {
         if (spreadKeys.length > 0 && (spreadKeys.length != buckets || Integer.bitCount(buckets) != 1)) {
             throw new IllegalArgumentException("spreadKeys needs one key per bucket, a power of 2");
         }
@@ -76,6 +82,7 @@ public class RouteLines extends AbstractStreamOperator<Row>
         this.batchMillis = batchMillis;
         this.maxHeld = Math.max(1, maxHeld);
         this.markers = markers;
+        this.textLines = textLines;
         this.quotedField = ('"' + keyField + '"').toCharArray();
     }
 
@@ -94,6 +101,9 @@ public class RouteLines extends AbstractStreamOperator<Row>
         String line = element.getValue();
         if (line.isEmpty()) {
             return;
+        }
+        if (textLines) {
+            line = rawBytes(line);
         }
         int bucket = indexOf(keyText(line, keyField, quotedField));
         if (batchLines == 1) {
@@ -136,6 +146,16 @@ public class RouteLines extends AbstractStreamOperator<Row>
         waiting -= lines.size();
         output.collect(new StreamRecord<>(Row.of(key(bucket), joined(lines))));
         lines.clear();
+    }
+
+    /** A line of text as its UTF-8 bytes, one ISO-8859-1 character each (ASCII: itself). */
+    static String rawBytes(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            if (text.charAt(i) >= 0x80) {
+                return new String(text.getBytes(StandardCharsets.UTF_8), StandardCharsets.ISO_8859_1);
+            }
+        }
+        return text;
     }
 
     /** The lines' bytes (ISO-8859-1: one byte per character), joined by newlines. */
