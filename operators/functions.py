@@ -120,6 +120,9 @@ class LearnPerKey(KeyedProcessFunction):
 
     ``on_open``: a picklable function of no arguments, called in the worker as the
     operator opens, before anything else (the job's worker set-up).
+
+    ``joined``: an element's output lines of each kind leave as one string, joined by
+    newlines (fewer, larger elements, for riverflink's own sinks); otherwise one each.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class LearnPerKey(KeyedProcessFunction):
         writes: str = "element",
         routing: str = SPREAD,
         on_open=None,
+        joined: bool = True,
     ):
         if routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}: {routing!r}")
@@ -156,6 +160,7 @@ class LearnPerKey(KeyedProcessFunction):
             raise ValueError(f"writes must be one of element, checkpoint, eviction: {writes!r}")
         self.writes = writes
         self.on_open = on_open
+        self.joined = joined
 
     def open(self, runtime_context: RuntimeContext):
         # River is imported here, in the worker, not where the job is built: the client
@@ -251,6 +256,12 @@ class LearnPerKey(KeyedProcessFunction):
         if self.tag_outputs:
             if out[Prediction]:
                 yield "\n".join(out[Prediction])  # every kind: one shared list
+            return
+        if not self.joined:  # one line per element
+            yield from out[Prediction]
+            for kind, tag in ((DriftAlert, ALERTS), (Outcome, OUTCOMES), (Rejected, REJECTED)):
+                for line in out[kind]:
+                    yield tag, line
             return
         if out[Prediction]:
             yield "\n".join(out[Prediction])

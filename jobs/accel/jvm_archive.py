@@ -53,7 +53,9 @@ _WITH_AGENT = ("-XX:+UnlockDiagnosticVMOptions", "-XX:+AllowArchivingWithJavaAge
 def archive_path() -> Path:
     from pyflink.version import __version__ as pyflink_version
 
-    return Path(sys.prefix) / "share" / "riverflink" / f"flink-{pyflink_version}-classes.jsa"
+    from riverflink.config.paths import build_dir
+
+    return build_dir() / f"flink-{pyflink_version}-classes.jsa"
 
 
 def use_archive() -> bool:

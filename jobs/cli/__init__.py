@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         "(about 100 MB); local runs then start faster. Run it again after upgrading Java or "
         "apache-flink.",
     )
+    package = commands.add_parser(
+        "package",
+        help="zip riverflink's code for flink run -pyfs; prints the zip's path",
+        description="Write the riverflink package, as installed here, into a zip for Flink's "
+        "-pyfs: a cluster's TaskManagers then import riverflink from what the job ships.",
+    )
+    package.add_argument("zip", metavar="FILE.zip", help="where to write it (not overwritten)")
     return parser
 
 
@@ -123,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from riverflink.cli.tools import report_command
 
         return report_command(args)
+    if args.command == "package":
+        from riverflink.cli.tools import package_command
+
+        return package_command(args)
     if args.command == "warm-up":
         from riverflink.cli.tools import warm_up_command
 

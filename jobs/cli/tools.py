@@ -1,4 +1,4 @@
-"""``riverflink report`` and ``riverflink warm-up``."""
+"""``riverflink report``, ``riverflink package`` and ``riverflink warm-up``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import subprocess
 import sys
 
-__all__ = ["report_command", "warm_up_command"]
+__all__ = ["package_command", "report_command", "warm_up_command"]
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -22,6 +22,22 @@ def report_command(args: argparse.Namespace) -> int:
     print(table)
     for path in written:
         print(f"riverflink: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def package_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from riverflink.cluster.submit import code_archive
+
+    path = Path(args.zip)
+    if path.exists():
+        print(f"riverflink: error: {path} exists; name a new file", file=sys.stderr)
+        return 2
+    if not path.parent.is_dir():
+        print(f"riverflink: error: {path.parent} is not a directory", file=sys.stderr)
+        return 2
+    print(code_archive(path).resolve())
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["code_root", "conf_files_dir", "package_dirs", "state_dir"]
+__all__ = ["build_dir", "code_root", "conf_files_dir", "package_dirs", "state_dir"]
 
 
 def state_dir() -> Path:
@@ -30,6 +30,20 @@ def state_dir() -> Path:
     return Path(base) / "riverflink"
 
 
+def build_dir() -> Path:
+    """Where ``riverflink warm-up`` builds (the router jar, the JVM class archive): this
+    Python environment's ``share/riverflink/``, or, where that cannot be written (a
+    system-wide Python), ``$XDG_CACHE_HOME/riverflink`` (``~/.cache/riverflink``)."""
+    import sys
+
+    shared = Path(sys.prefix) / "share" / "riverflink"
+    writable = shared if shared.exists() else Path(sys.prefix)
+    if os.access(writable, os.W_OK):
+        return shared
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "riverflink"
+
+
 def package_dirs() -> dict[str, Path]:
     """Each top package of riverflink and the folder it is read from.
 
@@ -37,13 +51,15 @@ def package_dirs() -> dict[str, Path]:
     checkout in editable mode, they are the checkout's ``jobs/``, ``operators/`` and
     ``state/``.
     """
-    import riverflink
     import riverflink.operators
     import riverflink.state
 
     return {
-        module.__name__: Path(module.__file__).resolve().parent
-        for module in (riverflink, riverflink.operators, riverflink.state)
+        "riverflink": Path(__file__).resolve().parents[1],  # riverflink/config/paths.py
+        **{
+            module.__name__: Path(module.__file__).resolve().parent
+            for module in (riverflink.operators, riverflink.state)
+        },
     }
 
 

@@ -63,13 +63,13 @@ def replay(
     >>> lines = [
     ...     '{"key": "a", "x": 1.0, "y": true}',
     ...     {"key": "a", "x": 2.0, "y": True},
-    ...     b'{"key": "b", "x": "high"}',
+    ...     b'{"key": "b", "x": [1, 2]}',
     ... ]
     >>> for out in riverflink.replay(lines, model="linear_model.LogisticRegression()"):
     ...     print(out)
     {'kind': 'prediction', 'key': 'a', 'id': None, 'y_pred': False, 'y_true': True, 'n': 0}
     {'kind': 'prediction', 'key': 'a', 'id': None, 'y_pred': True, 'y_true': True, 'n': 1}
-    {'kind': 'rejected', 'raw': '{"key": "b", "x": "high"}', 'error': ...}
+    {'kind': 'rejected', 'raw': '{"key": "b", "x": [1, 2]}', 'error': ...}
 
     A label that arrives later (delayed labels) is matched by key and id:
 

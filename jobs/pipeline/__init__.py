@@ -25,7 +25,12 @@ __all__ = ["UIDS", "Learned", "build_job", "learn_stream"]
 @dataclass(frozen=True)
 class Learned:
     """The output of the learning, as four streams of JSON lines (``str``), each line
-    with exactly the fields ``riverflink run`` writes to the directory of that name."""
+    with exactly the fields ``riverflink run`` writes to the directory of that name.
+
+    >>> import dataclasses, riverflink
+    >>> [field.name for field in dataclasses.fields(riverflink.Learned)]
+    ['predictions', 'alerts', 'outcomes', 'rejected']
+    """
 
     predictions: object  #: DataStream: one line per record predicted
     alerts: object  #: DataStream: concept-drift alerts
@@ -106,6 +111,7 @@ def learn_stream(
                 else (WRITE_EACH_ELEMENT if state_read else WRITE_ON_EVICTION),
                 routing=routing,
                 on_open=on_open,
+                joined=job is not None,  # a program's sinks get one line per element
             ),
             output_type=Types.STRING(),
         )

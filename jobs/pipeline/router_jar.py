@@ -22,7 +22,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -72,7 +71,9 @@ def jar_path() -> Path:
     for source in _sources():
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     name = f"riverflink-router-{digest.hexdigest()[:12]}.jar"
-    return Path(sys.prefix) / "share" / "riverflink" / name
+    from riverflink.config.paths import build_dir
+
+    return build_dir() / name
 
 
 def build_jar(path: Path | None = None) -> Path:

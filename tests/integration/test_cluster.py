@@ -260,3 +260,94 @@ def test_submit_rejects_bad_settings_before_flink(tmp_path):
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert message in result.stderr
+
+
+#: A program of a user's own: a directory in, riverflink.learn, files out.
+USERS_PROGRAM = """
+import sys
+
+from pyflink.common import Duration, Encoder, WatermarkStrategy
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import (
+    BucketAssigner,
+    FileSink,
+    FileSource,
+    RollingPolicy,
+    StreamFormat,
+)
+
+import riverflink
+
+incoming, out = sys.argv[1], sys.argv[2]
+env = StreamExecutionEnvironment.get_execution_environment()
+env.enable_checkpointing(1000)
+source = (
+    FileSource.for_record_stream_format(StreamFormat.text_line_format(), incoming)
+    .monitor_continuously(Duration.of_millis(500))
+    .build()
+)
+lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "incoming").uid("my-source")
+learned = riverflink.learn(lines, drift="drift.ADWIN()")
+sink = (
+    FileSink.for_row_format(out, Encoder.simple_string_encoder())
+    .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+    .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+    .build()
+)
+learned.predictions.sink_to(sink).uid("my-predictions")
+env.execute("my own job")
+"""
+
+
+def test_a_users_program_under_flink_run_stops_with_a_savepoint_and_resumes(cluster):
+    """``flink run -py my_job.py`` with riverflink shipped as ``riverflink package`` writes
+    it: its models go into the savepoint and on at another parallelism."""
+    tmp = cluster.tmp
+    records = drifting_stream(1600, keys=KEYS, seed=23, drift_key="m1")
+    first, second = records[:900], records[900:]
+    (tmp / "incoming").mkdir()
+    program = tmp / "my_job.py"
+    program.write_text(USERS_PROGRAM)
+    code = cluster.cli("package", str(tmp / "riverflink.zip"))
+    assert code.returncode == 0, code.stderr
+
+    def flink_run(*options: str) -> str:
+        output = submit._flink(
+            [
+                "run",
+                "--detached",
+                "-m",
+                cluster.jobmanager,
+                *options,
+                "-py",
+                str(program),
+                "-pyfs",
+                str(tmp / "riverflink.zip"),
+                "-pyclientexec",
+                cluster.python,
+                "-pyexec",
+                cluster.python,
+                str(tmp / "incoming"),
+                str(tmp / "out"),
+            ],
+            timeout=300,
+        )
+        return submit._JOB_ID.search(output).group(1)
+
+    job1 = flink_run("-p", "2")
+    assert _learn_vertex(cluster, job1)["parallelism"] == 2
+    write_jsonl(tmp / "one.jsonl", first).rename(tmp / "incoming" / "one.jsonl")
+    _wait_for_rows(cluster, job1, tmp / "out", len(first))
+    jm = ["--jobmanager", cluster.jobmanager]
+    stopped = cluster.cli("stop", job1, "--savepoint-dir", "savepoints", *jm)
+    assert stopped.returncode == 0, stopped.stderr
+    savepoint = stopped.stdout.strip().splitlines()[-1]
+
+    job2 = flink_run("-p", "1", "-s", savepoint)
+    assert _learn_vertex(cluster, job2)["parallelism"] == 1
+    write_jsonl(tmp / "two.jsonl", second).rename(tmp / "incoming" / "two.jsonl")
+    _wait_for_rows(cluster, job2, tmp / "out", len(records))
+    time.sleep(3)  # nothing more may arrive: the first file is not read again
+    rows = read_lines(tmp / "out")
+    assert len(rows) == len(records)
+    assert_like_river({"predictions": rows}, records, kinds=["predictions"])

@@ -169,3 +169,13 @@ def test_the_pure_logic_imports_no_flink():
     ):
         source = MODULES[name].read_text(encoding="utf-8")
         assert "pyflink" not in source.replace("PyFlink", ""), name
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists the packages one by one (package-dir mounts the folders)."""
+    import tomllib
+
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {name for name, path in MODULES.items() if path.name == "__init__.py"}
+    python = {p for p in listed["packages"] if ".java." not in p and p != "riverflink.flink_conf"}
+    assert packages == python

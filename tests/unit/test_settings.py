@@ -568,20 +568,16 @@ def test_submit_offers_no_savepoint_on_exit(capsys):
 
 
 def test_an_installed_riverflink_reads_the_flink_conf_installed_with_it(tmp_path, monkeypatch):
-    """A wheel installs the packages without the repository's flink-conf/ beside them; the
-    configuration goes to <prefix>/share/riverflink/flink-conf (pyproject's data-files)."""
-    import sys
-
+    """A checkout reads its flink-conf/; a wheel carries it inside the package
+    (riverflink/flink_conf/, pyproject's package-dir), and a FLINK_CONF_DIR wins."""
     from riverflink.config import flink_conf as flink_config
+    from riverflink.config import paths
 
     monkeypatch.delenv("FLINK_CONF_DIR", raising=False)
-    assert flink_config.conf_dir() == Path(flink_config.__file__).resolve().parents[2] / (
-        "flink-conf"
-    )  # a checkout: its own
-    site = tmp_path / "site-packages" / "jobs" / "config"
-    site.mkdir(parents=True)
-    monkeypatch.setattr(flink_config, "__file__", str(site / "flink_conf.py"))
-    installed = tmp_path / "prefix" / "share" / "riverflink" / "flink-conf"
-    installed.mkdir(parents=True)
-    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
-    assert flink_config.conf_dir() == installed
+    repo = Path(__file__).resolve().parents[2]
+    assert flink_config.conf_dir() == repo / "flink-conf"  # a checkout: its own
+    installed = tmp_path / "site-packages" / "riverflink"
+    monkeypatch.setattr(paths, "__file__", str(installed / "config" / "paths.py"))
+    assert flink_config.conf_dir() == installed / "flink_conf"
+    monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path / "mine"))
+    assert flink_config.conf_dir() == tmp_path / "mine"
