@@ -62,6 +62,7 @@ METRICS = (
     "keys_seen",
     "outcomes",
     "labels_expired",
+    "pseudo_labels",
 )
 
 #: Upper bounds (microseconds) of the per-record processing-time histogram: counters
@@ -135,6 +136,7 @@ class LearnPerKey(KeyedProcessFunction):
         ttl_seconds: float | None = None,
         label_ttl: float = DEFAULT_LABEL_TTL,
         metric_spec: str | None = None,
+        pseudo_label: float | None = None,
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
@@ -153,6 +155,7 @@ class LearnPerKey(KeyedProcessFunction):
         self.ttl_seconds = ttl_seconds
         self.label_ttl = label_ttl
         self.metric_spec = metric_spec
+        self.pseudo_label = pseudo_label
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
@@ -175,6 +178,7 @@ class LearnPerKey(KeyedProcessFunction):
             on_drift=self.on_drift,
             label_ttl=self.label_ttl,
             metric_spec=self.metric_spec,
+            pseudo_label=self.pseudo_label,
         )
         # Regressors need numbers as labels; the learner knows its model's kind.
         self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
@@ -312,6 +316,8 @@ class LearnPerKey(KeyedProcessFunction):
         for item in outputs:
             kind = type(item)
             counts[_COUNTED[kind]] += 1
+            if kind is Prediction and item.pseudo:
+                counts["pseudo_labels"] += 1
             out[kind].append(item.to_json(tag))
         return True
 

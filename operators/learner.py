@@ -13,6 +13,11 @@ prediction (drift detector, alert), teaches the model the stored features with
 this label, and yields an ``Outcome``. Pending predictions older than the label
 TTL are dropped by :meth:`OnlineLearner.expire`.
 
+Pseudo-labels (``pseudo_label=P``, classifiers): a record with features and neither
+a label nor an id, which nothing can label later, is learned with its own
+prediction when the model gives that class a probability of at least ``P``. Its
+prediction says so (``pseudo``); the metric and the drift detector never see it.
+
 The step is all-or-nothing: if the model raises on a record, the caller gets a
 ``Rejected`` output and ``None`` as state, meaning "keep what you had". The
 model object may have been half-updated, so callers must drop it and reload the
@@ -61,6 +66,7 @@ class OnlineLearner:
         on_drift: str = "alert",
         label_ttl: float = DEFAULT_LABEL_TTL,
         metric_spec: str | None = None,
+        pseudo_label: float | None = None,
     ):
         if on_drift not in ("alert", "reset"):
             raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
@@ -73,6 +79,7 @@ class OnlineLearner:
         self.prototype = parse_model(model_spec)
         self.kind = model_kind(self.prototype)
         self.supervised = self.kind in ("classifier", "regressor")
+        self.pseudo_label = _check_pseudo_label(pseudo_label, self.prototype, self.kind)
         detector = parse_detector(drift_spec)
         if detector is not None and not self.supervised:
             detector = None  # drift is measured on prediction errors, which need a label
@@ -220,6 +227,14 @@ class OnlineLearner:
                 state.pending[json.dumps(record.id)] = entry
                 if state.expiry_timer is None:
                     state.expiry_timer = self._timer_for(entry)
+            elif (
+                self.pseudo_label is not None
+                and y_pred is not None
+                and model.predict_proba_one(x).get(y_pred, 0.0) >= self.pseudo_label
+            ):
+                model.learn_one(x, y_pred)
+                state.learned += 1
+                outputs[0] = Prediction(record.key, record.id, y_pred, y, state.n, pseudo=True)
         else:
             model.learn_one(x)
             state.learned += 1
@@ -234,3 +249,25 @@ class OnlineLearner:
         state.learned += 1
         outputs.append(Outcome(record.key, record.id, y_pred, record.y, max(0.0, now - arrived)))
         return outputs
+
+
+def _check_pseudo_label(pseudo_label, model, kind: str) -> float | None:
+    """``--pseudo-label P``: a probability in (0, 1], for a classifier that gives them."""
+    if pseudo_label is None:
+        return None
+    if (
+        not isinstance(pseudo_label, (int, float))
+        or isinstance(pseudo_label, bool)
+        or not 0 < pseudo_label <= 1
+    ):
+        raise ValueError(f"--pseudo-label must be a probability > 0 and <= 1, not {pseudo_label!r}")
+    if kind != "classifier" or not hasattr(model, "predict_proba_one"):
+        what = {
+            "classifier": "a classifier without predict_proba_one",
+            "anomaly": "an anomaly detector",
+        }.get(kind, f"a {kind}")
+        raise ValueError(
+            "--pseudo-label learns from a classifier's confident predictions, but the model "
+            f"is {what}: leave --pseudo-label out"
+        )
+    return float(pseudo_label)

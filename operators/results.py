@@ -41,12 +41,15 @@ class Prediction:
     y_pred: Any
     y_true: Any
     n: int
+    pseudo: bool = False  # learned with its own prediction as label (--pseudo-label)
 
     def to_json(self, kind: bool = False) -> str:
         out = {"kind": "prediction"} if kind else {}
         out.update(
             key=self.key, id=self.id, y_pred=jsonable(self.y_pred), y_true=self.y_true, n=self.n
         )
+        if self.pseudo:
+            out["pseudo"] = True
         return json.dumps(out)
 
 

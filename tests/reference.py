@@ -51,6 +51,7 @@ def reference_run(
     features: tuple | None = None,
     detector_spec: str | None = None,
     make_metric: Callable[[], Any] | None = None,
+    pseudo_label: float | None = None,
 ) -> dict:
     """Return ``{"predictions", "alerts", "outcomes", "rejected"}`` for records in input order.
 
@@ -76,6 +77,10 @@ def reference_run(
     ``delay_s``, a processing time). A label for an id not waiting, a label for
     an unsupervised model, and features for an id already waiting are rejected:
     those records come back in ``rejected``, untouched. Nothing expires here.
+
+    ``pseudo_label=P`` (classifiers): a record with features, no label and no id is
+    learned with its prediction as label when ``predict_proba_one`` gives that class at
+    least ``P``; its prediction gets ``"pseudo": True``. No metric, no detector.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -166,6 +171,13 @@ def reference_run(
                 models[slot].learn_one(x, y)
             elif record_id is not None:
                 waiting[ticket] = (x, y_pred)
+            elif (
+                pseudo_label is not None
+                and y_pred is not None
+                and models[slot].predict_proba_one(x).get(y_pred, 0.0) >= pseudo_label
+            ):
+                models[slot].learn_one(x, y_pred)
+                predictions[-1]["pseudo"] = True
         else:
             model.learn_one(x)
         seen[slot] = n + 1

@@ -47,6 +47,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool =
         choices=["alert", "reset"],
         help="on drift: alert only, or also reset the model",
     )
+    a(
+        "--pseudo-label",
+        type=float,
+        metavar="P",
+        help="learn an unlabeled record without id from its own prediction when the "
+        "classifier gives it probability >= P (off)",
+    )
     a("--output", metavar="DIR", help="output directory, or - for stdout")
     a("--parallelism", type=int, metavar="N", help="operator parallelism (1)")
     a("--checkpoint-dir", metavar="DIR", help="enable checkpoints into DIR")

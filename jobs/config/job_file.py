@@ -31,6 +31,9 @@ _WHOLE = {"socket_retries", "parallelism"}
 _SECONDS = {"discovery_interval", "checkpoint_interval", "state_ttl", "label_ttl"}
 
 
+_NUMBERS = {"pseudo_label"}
+
+
 def _check_job_value(path: str, name: str, field: str, value) -> None:
     """A job file's value of the type the setting takes, or a SettingsError saying so."""
     if value is None:
@@ -39,9 +42,9 @@ def _check_job_value(path: str, name: str, field: str, value) -> None:
         ok, want = isinstance(value, bool), "true or false"
     elif field in _WHOLE:
         ok, want = is_whole(value), "a whole number"
-    elif field in _SECONDS:
+    elif field in _SECONDS or field in _NUMBERS:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        want = "a number of seconds"
+        want = "a number of seconds" if field in _SECONDS else "a number"
     elif field == "features":
         ok = isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(f, str) for f in value)
@@ -121,7 +124,7 @@ def settings_from_args(args: argparse.Namespace) -> JobSettings:
         values["features"] = tuple(f.strip() for f in features.split(","))
     elif isinstance(features, list):
         values["features"] = tuple(str(f) for f in features)
-    for name in ("discovery_interval", "checkpoint_interval", "state_ttl", "label_ttl"):
+    for name in (*_SECONDS, *_NUMBERS):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     for name in ("source", "output"):

@@ -102,6 +102,7 @@ class LearnOptions:
     label_ttl: float = 86400.0
     metric: str | None = None  # None: metrics.Accuracy() / metrics.MAE() by model kind
     profile: str | None = None  # None: by source, see PROFILES
+    pseudo_label: float | None = None  # learn confident predictions of unlabelable records
 
     def __post_init__(self):
         self._check_learning()
@@ -123,6 +124,14 @@ class LearnOptions:
         if self.state_ttl is not None:
             _positive("--state-ttl", self.state_ttl)
         _positive("--label-ttl", self.label_ttl)
+        if self.pseudo_label is not None and (
+            not isinstance(self.pseudo_label, (int, float))
+            or isinstance(self.pseudo_label, bool)
+            or not 0 < self.pseudo_label <= 1
+        ):
+            raise SettingsError(
+                f"--pseudo-label must be a probability > 0 and <= 1, not {self.pseudo_label!r}"
+            )
         self._check_fields_and_choices()
 
     def _check_fields_and_choices(self) -> None:

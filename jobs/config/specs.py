@@ -20,6 +20,7 @@ def learner_options(settings: JobSettings) -> dict:
         on_drift=settings.on_drift,
         label_ttl=settings.label_ttl,
         metric_spec=settings.metric,
+        pseudo_label=settings.pseudo_label,
     )
 
 

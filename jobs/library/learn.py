@@ -25,6 +25,7 @@ def learn(
     label_ttl: float = 86400.0,
     state_ttl: float | None = None,
     profile: str | None = None,
+    pseudo_label: float | None = None,
 ) -> Learned:
     """One River learner per key over a stream of JSON lines: predict, then learn.
 
@@ -36,7 +37,8 @@ def learn(
     lines
         A ``DataStream`` of JSON lines (``str``), one record each, as ``riverflink run``
         reads them from a file.
-    model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile
+    model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
+        pseudo_label
         The flags of ``riverflink run`` that shape the learning, with underscores, and
         their defaults: ``model``, ``drift``, ``on_drift``, ``metric``, ``key``, ``id``,
         ``target``, ``features`` (a list, or ``"f1,f2"``), ``label_ttl``, ``state_ttl``
@@ -98,6 +100,7 @@ def learn(
         label_ttl=label_ttl,
         state_ttl=state_ttl,
         profile=profile,
+        pseudo_label=pseudo_label,
     )
     _local_python(lines)
     return learn_stream(lines, options)

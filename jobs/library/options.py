@@ -21,6 +21,7 @@ def learn_options(
     label_ttl: float = 86400.0,
     state_ttl: float | None = None,
     profile: str | None = None,
+    pseudo_label: float | None = None,
 ) -> LearnOptions:
     """The options, checked, and the specs built once (River is imported): raises
     ``ValueError`` with the message ``riverflink run`` gives for the same flags.
@@ -52,6 +53,7 @@ def learn_options(
         label_ttl=_seconds(label_ttl),
         state_ttl=_seconds(state_ttl),
         profile=profile,
+        pseudo_label=pseudo_label,
     )
     check_specs(options)
     return options

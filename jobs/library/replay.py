@@ -29,6 +29,7 @@ def replay(
     label_ttl: float = 86400.0,
     state_ttl: float | None = None,
     profile: str | None = None,
+    pseudo_label: float | None = None,
 ) -> Iterator[dict]:
     """The output lines riverflink's job gives for ``lines``, computed in this process.
 
@@ -41,7 +42,8 @@ def replay(
     lines
         JSON lines (``str`` or ``bytes``; one item may hold several, as a file's text
         does), or records as ``dict``, in the order the job would read them.
-    model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile
+    model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
+        pseudo_label
         As for :func:`riverflink.learn`: the flags of ``riverflink run``, with underscores.
 
     Returns
@@ -91,6 +93,7 @@ def replay(
         label_ttl=label_ttl,
         state_ttl=state_ttl,
         profile=profile,
+        pseudo_label=pseudo_label,
     )
     from riverflink.config.specs import learner_options
     from riverflink.operators.learner import OnlineLearner

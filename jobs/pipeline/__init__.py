@@ -103,6 +103,7 @@ def learn_stream(
                 ttl_seconds=options.state_ttl,
                 label_ttl=options.label_ttl,
                 metric_spec=options.metric,
+                pseudo_label=options.pseudo_label,
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=restore_path(env, job) is not None,

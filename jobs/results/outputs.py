@@ -218,6 +218,7 @@ class OutputReader:
 
         for part in self._held("predictions"):
             counts["predictions"] += part.lines
+            counts["pseudo"] += part.pseudo
             for key, slot, records, pairs, scores in part.keys.values():
                 key_curve = curve(key, slot)
                 if records > key_curve.records:
@@ -291,6 +292,7 @@ class _Predictions:
     waiting: dict  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
     numbers_only: bool  # every label a number
     scored: bool  # some labeled prediction a float
+    pseudo: int = 0  # predictions learned as pseudo-labels (--pseudo-label)
 
 
 def _read_predictions(rows) -> _Predictions:
@@ -299,6 +301,7 @@ def _read_predictions(rows) -> _Predictions:
     numbers_only = True
     scored = False
     lines = 0
+    pseudo = 0
     # Tight loop, locals only: the end-of-run summary of a big run reads every line.
     for row in rows:
         lines += 1
@@ -320,4 +323,6 @@ def _read_predictions(rows) -> _Predictions:
                 scored = True
         elif row["id"] is not None:
             waiting[entry[1], json.dumps(row["id"])] = (n, row["y_pred"])
-    return _Predictions(lines, keys, waiting, numbers_only, scored)
+        elif "pseudo" in row:
+            pseudo += 1
+    return _Predictions(lines, keys, waiting, numbers_only, scored, pseudo)

@@ -139,7 +139,8 @@ def run_summary(
         f"riverflink: {took}the output answers {done:,} input lines: "
         f"{c['predictions']:,} predictions, {c['outcomes']:,} delayed labels learned, "
         f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts; "
-        f"{_count(len(summary.keys), 'key')}"
+        + (f"{c['pseudo']:,} pseudo-labels learned; " if c["pseudo"] else "")
+        + f"{_count(len(summary.keys), 'key')}"
     ]
     if metric is not None:
         values = key_metrics(summary, metric)

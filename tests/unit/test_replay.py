@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from river import drift, linear_model, preprocessing
@@ -135,3 +136,82 @@ def test_features_the_state_ttl_and_fields_are_the_clis():
     for row in rows:
         assert row["y_pred"] == plain.predict_one({"a": 1.0})
         plain.learn_one({"a": 1.0}, True)
+
+
+def _semi_supervised(n: int = 3000) -> list:
+    """Labeled records, and records with neither label nor id (nothing can label them)."""
+    import random
+
+    rng = random.Random(17)
+    out = []
+    for i in range(n):
+        key = ("a", "b", "c")[i % 3]
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(3)}
+        y = 4 * x["f0"] + x["f1"] > 0  # separable: the model grows confident
+        out.append({"key": key, **x, "y": y} if rng.random() < 0.2 else {"key": key, **x})
+    return out
+
+
+CONFIDENT = "preprocessing.StandardScaler() | linear_model.LogisticRegression(optim.SGD(0.5))"
+
+
+def make_confident():
+    from river import optim
+
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression(optim.SGD(0.5))
+
+
+@pytest.mark.parametrize("threshold", [0.9, 0.7])
+def test_pseudo_labels_follow_the_rule_prediction_by_prediction(threshold):
+    records = _semi_supervised()
+    rows = by_kind(riverflink.replay(records, model=CONFIDENT, pseudo_label=threshold))
+    want = reference_run(
+        records,
+        make_confident,
+        make_detector=drift.ADWIN,
+        detector_spec="drift.ADWIN()",
+        pseudo_label=threshold,
+    )
+    assert rows["predictions"] == want["predictions"]
+    assert rows["alerts"] == want["alerts"]
+    pseudo = [r for r in rows["predictions"] if r.get("pseudo")]
+    assert 100 < len(pseudo) < len([r for r in records if "y" not in r])
+    assert all(r["y_true"] is None and r["id"] is None for r in pseudo)
+    # without the flag, the same records teach nothing and no line says "pseudo"
+    plain = by_kind(riverflink.replay(records, model=CONFIDENT))
+    assert not any("pseudo" in r for r in plain["predictions"])
+    assert plain["predictions"] != rows["predictions"]
+
+
+def test_pseudo_labels_touch_neither_metric_nor_detector():
+    from riverflink.operators.learner import OnlineLearner
+    from riverflink.operators.records import parse_line
+
+    learner = OnlineLearner(model_spec=CLASSIFIER, drift_spec="drift.ADWIN()", pseudo_label=0.5)
+    state, _ = learner.step(None, parse_line('{"key": "a", "x": 1.0, "y": true}'))
+    for _ in range(20):
+        state, outs = learner.step(state, parse_line('{"key": "a", "x": 1.0}'))
+    assert outs[0].pseudo and state.learned == 21
+    assert state.metric.cm.total_weight == 1  # only the labeled record was scored
+    assert state.detector.n_detections == 0 and learner.pseudo_label == 0.5
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pseudo_label": 0}, "--pseudo-label must be a probability > 0 and <= 1, not 0"),
+        ({"pseudo_label": 1.5}, "--pseudo-label must be a probability"),
+        (
+            {"pseudo_label": 0.9, "model": "linear_model.LinearRegression()"},
+            "--pseudo-label learns from a classifier's confident predictions, but the model "
+            "is a regressor",
+        ),
+        (
+            {"pseudo_label": 0.9, "model": "anomaly.HalfSpaceTrees()"},
+            "the model is an anomaly detector",
+        ),
+    ],
+)
+def test_pseudo_labels_are_refused_where_they_cannot_work(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        riverflink.replay([], **options)
