@@ -53,7 +53,7 @@ class OnlineLearner:
     >>> from riverflink.operators.records import parse_line
     >>> state, outs = learner.step(None, parse_line('{"key": "a", "x": 1.0, "y": 2.0}'))
     >>> outs[0]
-    Prediction(key='a', id=None, y_pred=0.0, y_true=2.0, n=0)
+    Prediction(key='a', id=None, y_pred=0.0, y_true=2.0, n=0, pseudo=False)
     >>> state.n, state.learned
     (1, 1)
     """

@@ -76,7 +76,28 @@ def _parser() -> argparse.ArgumentParser:
         "-pyfs: a cluster's TaskManagers then import riverflink from what the job ships.",
     )
     package.add_argument("zip", metavar="FILE.zip", help="where to write it (not overwritten)")
+    _add_pretrain_command(commands)
     return parser
+
+
+def _add_pretrain_command(commands) -> None:
+    """``pretrain``: one model over every labeled record of a history, keys ignored."""
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="train one model on a history's labeled records (no Flink); save it as a pickle",
+        description="Train one model on every labeled record of SRC in file order, keys "
+        "ignored (transfer learning's model A), in plain Python; print its prequential "
+        "metric and the counts, and pickle the River estimator to FILE.pkl. Lines are "
+        "parsed as the job parses them; bad ones are skipped and counted.",
+    )
+    a = pretrain.add_argument
+    a("--source", required=True, metavar="SRC", help="a JSON-lines file or a directory of them")
+    a("--output", required=True, metavar="FILE.pkl", help="where to write it (not overwritten)")
+    a("--model", required=True, metavar="SPEC", help="a River classifier or regressor spec")
+    a("--target", metavar="F", help="label field (y)")
+    a("--features", metavar="F1,F2", help="feature fields (default: all other fields)")
+    a("--key", metavar="F", help="key field (key): a record needs one, as in the job")
+    a("--id", metavar="F", help="record id field (id): never a feature")
 
 
 def _add_cluster_commands(commands) -> None:
@@ -134,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from riverflink.cli.tools import package_command
 
         return package_command(args)
+    if args.command == "pretrain":
+        from riverflink.cli.pretrain import pretrain_command
+
+        return pretrain_command(args)
     if args.command == "warm-up":
         from riverflink.cli.tools import warm_up_command
 

@@ -218,7 +218,8 @@ class OutputReader:
 
         for part in self._held("predictions"):
             counts["predictions"] += part.lines
-            counts["pseudo"] += part.pseudo
+            if part.pseudo:
+                counts["pseudo"] += part.pseudo
             for key, slot, records, pairs, scores in part.keys.values():
                 key_curve = curve(key, slot)
                 if records > key_curve.records:
