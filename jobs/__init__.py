@@ -25,12 +25,12 @@ The package, by role:
 
 __version__ = "0.2.0"
 
-__all__ = ["Learned", "__version__", "learn", "replay"]
+__all__ = ["Learned", "__version__", "learn", "load_models", "replay"]
 
 
 def __getattr__(name: str):
     # The public functions import River or PyFlink; `import riverflink` stays light.
-    if name in ("learn", "replay", "Learned"):
+    if name in ("learn", "replay", "load_models", "Learned"):
         from riverflink import library
 
         return getattr(library, name)

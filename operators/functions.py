@@ -130,13 +130,15 @@ class LearnPerKey(KeyedProcessFunction):
         self,
         *,
         fields: Fields,
-        model_spec: str,
+        model_spec: str | None,
         drift_spec: str,
         on_drift: str,
         ttl_seconds: float | None = None,
         label_ttl: float = DEFAULT_LABEL_TTL,
         metric_spec: str | None = None,
         pseudo_label: float | None = None,
+        init_model: bytes | None = None,
+        init_models: str | None = None,
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
@@ -156,6 +158,8 @@ class LearnPerKey(KeyedProcessFunction):
         self.label_ttl = label_ttl
         self.metric_spec = metric_spec
         self.pseudo_label = pseudo_label
+        self.init_model = init_model
+        self.init_models = init_models
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
@@ -179,6 +183,8 @@ class LearnPerKey(KeyedProcessFunction):
             label_ttl=self.label_ttl,
             metric_spec=self.metric_spec,
             pseudo_label=self.pseudo_label,
+            init_model=self.init_model,
+            init_models=self.init_models,
         )
         # Regressors need numbers as labels; the learner knows its model's kind.
         self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
@@ -192,12 +198,13 @@ class LearnPerKey(KeyedProcessFunction):
         # (A restart or rescale calls open() again, with nothing live.)
         self.models = LiveModels(
             state,
-            model_spec=self.model_spec,
+            model_spec=self.learner.model_spec,
             routing=self.routing,
             ttl_seconds=self.ttl_seconds,
             live_keys=self.live_keys,
             writes=self.writes,
             restored=self.restoring or runtime_context.get_attempt_number() > 0,
+            any_spec=self.learner.starts_from_files,
         )
         self._seen = 0
         self._fail_after, self._fail_marker = _injected_failure()

@@ -33,7 +33,9 @@ from typing import Any
 from riverflink.operators.records import Record, Rejected
 from riverflink.operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
 from riverflink.state.envelope import KeyState
+from riverflink.state.initial import is_init_spec, read_exported, read_init_model
 from riverflink.state.spec import (
+    SpecError,
     builder,
     default_metric,
     is_binary_detector,
@@ -61,23 +63,39 @@ class OnlineLearner:
     def __init__(
         self,
         *,
-        model_spec: str,
+        model_spec: str | None = None,
         drift_spec: str = "none",
         on_drift: str = "alert",
         label_ttl: float = DEFAULT_LABEL_TTL,
         metric_spec: str | None = None,
         pseudo_label: float | None = None,
+        init_model: str | bytes | None = None,
+        init_models: str | None = None,
     ):
         if on_drift not in ("alert", "reset"):
             raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
         if not label_ttl > 0:
             raise ValueError(f"label_ttl must be a positive number of seconds, not {label_ttl!r}")
         self.label_ttl = float(label_ttl)
-        self.model_spec = model_spec
         self.drift_spec = drift_spec
         self.on_drift = on_drift
-        self.prototype = parse_model(model_spec)
-        self.kind = model_kind(self.prototype)
+        if init_model is not None:  # a copy of one River estimator: --init-model
+            init = read_init_model(init_model)
+            self.model_spec, self.prototype, self.kind = init.spec, init.estimator, init.kind
+        elif model_spec is not None:
+            self.model_spec, self.prototype = model_spec, parse_model(model_spec)
+            self.kind = model_kind(self.prototype)
+        else:
+            raise ValueError("a model spec or an init model is needed")
+        #: Keys that start from their exported model (--init-models): key id -> Exported.
+        self.exported = read_exported(init_models) if init_models else {}
+        for entry in list(self.exported.values())[:1]:  # the job's kind of model, or refused
+            kind = model_kind(entry.load())
+            if kind != self.kind:
+                raise SpecError(
+                    f"--init-models {init_models}: its models are {kind}s, but this job's "
+                    f"model is a {self.kind}"
+                )
         self.supervised = self.kind in ("classifier", "regressor")
         self.pseudo_label = _check_pseudo_label(pseudo_label, self.prototype, self.kind)
         detector = parse_detector(drift_spec)
@@ -101,18 +119,28 @@ class OnlineLearner:
         # faster, which is most of what a new key costs. (Unpickling a copy is faster
         # still, but objects that did not go through __init__ keep their attributes in a
         # plain dict, where Python reads them more slowly: learning ran 7-12% slower.)
-        self._new_model = builder(model_spec, "model")
+        self._new_model = init.copy if init_model is not None else builder(model_spec, "model")
         self._new_detector = None if detector is None else builder(drift_spec, "drift detector")
         self._new_metric = builder(self.metric_spec, "metric") if metric_spec else lambda: None
 
-    def new_state(self) -> KeyState:
+    @property
+    def starts_from_files(self) -> bool:
+        """Whether new keys start from init models, whose keys a restore keeps whatever
+        they started from."""
+        return bool(self.exported) or is_init_spec(self.model_spec)
+
+    def new_state(self, key_id: str | None = None) -> KeyState:
+        """A new key's state: its exported model (``init_models``) if it has one, else a
+        fresh model of the spec or a copy of the init model."""
+        exported = self.exported.get(key_id) if self.exported else None
         return KeyState(
-            model=self._new_model(),
+            model=self._new_model() if exported is None else exported.load(),
             detector=None if self._new_detector is None else self._new_detector(),
-            model_spec=self.model_spec,
+            model_spec=self.model_spec if exported is None else exported.spec,
             drift_spec=self.drift_spec,
             metric=self._new_metric(),
             metric_spec=self.metric_spec,
+            n=0 if exported is None else exported.n,
         )
 
     def refuse(self, state: KeyState | None, record: Record) -> Rejected | None:
@@ -157,7 +185,7 @@ class OnlineLearner:
         ``(None, [Rejected])`` leaves the key untouched. Call :meth:`refuse` first.
         """
         if state is None:
-            state = self.new_state()
+            state = self.new_state(record.key_id)
         elif state.metric_spec != self.metric_spec:
             # Written before metrics existed, or with another --metric: measure from here on.
             state.metric, state.metric_spec = self._new_metric(), self.metric_spec

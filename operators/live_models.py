@@ -51,7 +51,9 @@ class LiveModels:
 
     ``state``: the instance's map state (key id -> envelope). ``restored``: whether
     Flink state may hold keys this instance did not write (a restore or a restart);
-    otherwise a key never seen here is new, and its read is skipped.
+    otherwise a key never seen here is new, and its read is skipped. ``any_spec``:
+    keep a restored key whatever model it was learned with (new keys start from init
+    models); otherwise a key learned with another ``--model`` stops the job.
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class LiveModels:
         live_keys: int = 10_000,
         writes: str = WRITE_EACH_ELEMENT,
         restored: bool = True,
+        any_spec: bool = False,
     ):
         self.state = state
+        self.any_spec = any_spec  # new keys start from init models: a restore keeps every key
         self.model_spec = model_spec
         self.routing = routing
         self.ttl_seconds = ttl_seconds
@@ -91,7 +95,7 @@ class LiveModels:
             self.state.put(key_id, key_state)
 
     def check_spec(self, key_state, key) -> envelope.KeyState | None:
-        if key_state is None or key_state.model_spec in self._known_specs:
+        if key_state is None or self.any_spec or key_state.model_spec in self._known_specs:
             return key_state
         if _canonical(key_state.model_spec) != self._canonical_spec:
             raise envelope.StateFormatError(

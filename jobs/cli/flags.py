@@ -35,6 +35,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool =
     a("--target", metavar="F", help="label field (y)")
     a("--features", metavar="F1,F2", help="feature fields (default: all other fields)")
     a("--model", metavar="SPEC", help=f"River estimator spec ({DEFAULT_MODEL})")
+    a(
+        "--init-model",
+        metavar="FILE.pkl",
+        help="new keys start from a copy of this pickled River estimator (instead of --model)",
+    )
+    a(
+        "--init-models",
+        metavar="DIR",
+        help="keys listed in this `riverflink export` directory start from their own model",
+    )
     a("--drift", metavar="SPEC", help=f"River drift detector spec or none ({DEFAULT_DRIFT})")
     a(
         "--metric",

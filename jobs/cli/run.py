@@ -186,7 +186,12 @@ def _summary(settings, line, elapsed: float, zygote=None, live=None) -> None:
         return
     from riverflink.results.summary import job_summary
 
-    options = dict(model_spec=settings.model, metric_spec=settings.metric, elapsed=elapsed)
+    options = dict(
+        model_spec=settings.model,
+        metric_spec=settings.metric,
+        init_model=settings.init_model and str(Path(settings.init_model).resolve()),
+        elapsed=elapsed,
+    )
     try:
         if zygote is None:
             raise OSError("no warm process")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 __all__ = [
     "backend_of",
+    "mentions",
     "execution_mode_of",
     "holds_operator",
     "holds_sql_windows",
@@ -44,6 +45,13 @@ def _state_names_in(path: Path):
     for file in files:
         with open(file, "rb") as fh:
             yield fh.read(_HEAD_BYTES) if file.name != "_metadata" else fh.read()
+
+
+def mentions(checkpoint: str, text: bytes) -> bool:
+    """Whether ``_metadata`` or the head of a state file of the checkpoint holds ``text``
+    (a state name, a serializer's class name: Flink writes them before the data)."""
+    root = Path(checkpoint)
+    return any(text in chunk for chunk in _state_names_in(root.parent if root.is_file() else root))
 
 
 def execution_mode_of(checkpoint: str, state_name: str) -> str | None:

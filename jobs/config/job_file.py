@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 
-from riverflink.config.settings import JobSettings, SettingsError, is_whole
+from riverflink.config.settings import DEFAULT_MODEL, JobSettings, SettingsError, is_whole
 
 __all__ = ["settings_from_args"]
 
@@ -19,6 +19,7 @@ _FIELDS = {f.name for f in dataclasses.fields(JobSettings)}
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(JobSettings)}
+_DEFAULTS["model"] = DEFAULT_MODEL  # None in the settings only to tell it from --init-model
 
 
 #: What a job file may give for each setting (flags are typed by argparse).
@@ -101,6 +102,8 @@ def _read_job_file(path: str) -> dict:
         "checkpoint_dir",
         "restore",
         "savepoint_on_exit",
+        "init_model",
+        "init_models",
     ):  # relative to the job file
         value = out.get(field)
         if (

@@ -95,7 +95,7 @@ class LearnOptions:
     id: str = "id"
     target: str = "y"
     features: tuple[str, ...] | None = None
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # None: DEFAULT_MODEL, unless init_model gives the model
     drift: str = DEFAULT_DRIFT
     on_drift: str = "alert"
     state_ttl: float | None = None
@@ -103,12 +103,34 @@ class LearnOptions:
     metric: str | None = None  # None: metrics.Accuracy() / metrics.MAE() by model kind
     profile: str | None = None  # None: by source, see PROFILES
     pseudo_label: float | None = None  # learn confident predictions of unlabelable records
+    init_model: str | None = None  # a pickled River estimator: every new key's first model
+    init_models: str | None = None  # an export directory: listed keys start from theirs
 
     def __post_init__(self):
         self._check_learning()
 
     def _check_learning(self) -> None:
+        if self.model is None and self.init_model is None:
+            object.__setattr__(self, "model", DEFAULT_MODEL)
+        elif self.model is not None and self.init_model is not None:
+            raise SettingsError(
+                "--init-model gives every new key its model, so --model cannot be given as "
+                "well: leave one out"
+            )
+        for name in ("init_model", "init_models"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise SettingsError(f"--{name.replace('_', '-')} needs a path, not {value!r}")
+        if self.init_model is not None and not Path(self.init_model).is_file():
+            raise SettingsError(f"--init-model {self.init_model}: no such file")
+        if self.init_models is not None and not Path(self.init_models).is_dir():
+            raise SettingsError(
+                f"--init-models {self.init_models}: no such directory (give one that "
+                "`riverflink export` wrote)"
+            )
         for name, flag in _TEXT.items():
+            if name == "model" and self.model is None:
+                continue
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise SettingsError(f"{flag} must be text, not {value!r}")

@@ -21,6 +21,8 @@ def learner_options(settings: JobSettings) -> dict:
         label_ttl=settings.label_ttl,
         metric_spec=settings.metric,
         pseudo_label=settings.pseudo_label,
+        init_model=settings.init_model,
+        init_models=settings.init_models,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+from riverflink.config.settings import DEFAULT_DRIFT
 from riverflink.library.options import learn_options
 from riverflink.pipeline import Learned, learn_stream
 
@@ -14,7 +14,7 @@ __all__ = ["Learned", "learn"]
 def learn(
     lines,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     drift: str = DEFAULT_DRIFT,
     on_drift: str = "alert",
     metric: str | None = None,
@@ -26,6 +26,8 @@ def learn(
     state_ttl: float | None = None,
     profile: str | None = None,
     pseudo_label: float | None = None,
+    init_model: str | None = None,
+    init_models: str | None = None,
 ) -> Learned:
     """One River learner per key over a stream of JSON lines: predict, then learn.
 
@@ -38,7 +40,7 @@ def learn(
         A ``DataStream`` of JSON lines (``str``), one record each, as ``riverflink run``
         reads them from a file.
     model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
-        pseudo_label
+        pseudo_label, init_model, init_models
         The flags of ``riverflink run`` that shape the learning, with underscores, and
         their defaults: ``model``, ``drift``, ``on_drift``, ``metric``, ``key``, ``id``,
         ``target``, ``features`` (a list, or ``"f1,f2"``), ``label_ttl``, ``state_ttl``
@@ -101,6 +103,8 @@ def learn(
         state_ttl=state_ttl,
         profile=profile,
         pseudo_label=pseudo_label,
+        init_model=init_model,
+        init_models=init_models,
     )
     _local_python(lines)
     return learn_stream(lines, options)

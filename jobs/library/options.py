@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL, LearnOptions
+from riverflink.config.settings import DEFAULT_DRIFT, LearnOptions
 
 __all__ = ["learn_options"]
 
 
 def learn_options(
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     drift: str = DEFAULT_DRIFT,
     on_drift: str = "alert",
     metric: str | None = None,
@@ -22,6 +22,8 @@ def learn_options(
     state_ttl: float | None = None,
     profile: str | None = None,
     pseudo_label: float | None = None,
+    init_model: str | None = None,
+    init_models: str | None = None,
 ) -> LearnOptions:
     """The options, checked, and the specs built once (River is imported): raises
     ``ValueError`` with the message ``riverflink run`` gives for the same flags.
@@ -54,6 +56,8 @@ def learn_options(
         state_ttl=_seconds(state_ttl),
         profile=profile,
         pseudo_label=pseudo_label,
+        init_model=init_model,
+        init_models=init_models,
     )
     check_specs(options)
     return options

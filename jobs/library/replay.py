@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+from riverflink.config.settings import DEFAULT_DRIFT
 from riverflink.library.options import learn_options
 
 __all__ = ["replay"]
@@ -18,7 +18,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 def replay(
     lines: Iterable,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     drift: str = DEFAULT_DRIFT,
     on_drift: str = "alert",
     metric: str | None = None,
@@ -30,6 +30,8 @@ def replay(
     state_ttl: float | None = None,
     profile: str | None = None,
     pseudo_label: float | None = None,
+    init_model: str | None = None,
+    init_models: str | None = None,
 ) -> Iterator[dict]:
     """The output lines riverflink's job gives for ``lines``, computed in this process.
 
@@ -43,7 +45,7 @@ def replay(
         JSON lines (``str`` or ``bytes``; one item may hold several, as a file's text
         does), or records as ``dict``, in the order the job would read them.
     model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
-        pseudo_label
+        pseudo_label, init_model, init_models
         As for :func:`riverflink.learn`: the flags of ``riverflink run``, with underscores.
 
     Returns
@@ -94,6 +96,8 @@ def replay(
         state_ttl=state_ttl,
         profile=profile,
         pseudo_label=pseudo_label,
+        init_model=init_model,
+        init_models=init_models,
     )
     from riverflink.config.specs import learner_options
     from riverflink.operators.learner import OnlineLearner

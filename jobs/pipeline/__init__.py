@@ -104,6 +104,8 @@ def learn_stream(
                 label_ttl=options.label_ttl,
                 metric_spec=options.metric,
                 pseudo_label=options.pseudo_label,
+                init_model=_read(options.init_model),
+                init_models=_absolute(options.init_models),
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=restore_path(env, job) is not None,
@@ -154,3 +156,13 @@ def _aligned(env) -> bool:
             "execution.checkpointing.unaligned",
         )
     )
+
+
+def _read(path: str | None) -> bytes | None:
+    """An init model's pickle, read here: it travels with the job, to any cluster."""
+    return None if path is None else Path(path).read_bytes()
+
+
+def _absolute(path: str | None) -> str | None:
+    """An export directory, read by every worker when it opens: a path they all see."""
+    return None if path is None else str(Path(path).resolve())

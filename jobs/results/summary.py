@@ -203,13 +203,21 @@ def readable_key(key) -> str:
 
 
 def job_summary(
-    directory, *, model_spec: str, metric_spec: str | None, elapsed=None, reader=None
+    directory,
+    *,
+    model_spec: str | None,
+    metric_spec: str | None,
+    init_model: str | None = None,
+    elapsed=None,
+    reader=None,
 ) -> str:
     """:func:`run_summary` with the run's ``--metric``, built from its specs as the job
-    builds it (this imports River)."""
+    builds it (this imports River); ``init_model``: the path of ``--init-model``."""
     from riverflink.operators.learner import OnlineLearner
 
-    learner = OnlineLearner(model_spec=model_spec, drift_spec="none", metric_spec=metric_spec)
+    learner = OnlineLearner(
+        model_spec=model_spec, drift_spec="none", metric_spec=metric_spec, init_model=init_model
+    )
     return run_summary(
         directory,
         metric=learner.metric_prototype,

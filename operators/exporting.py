@@ -1,0 +1,79 @@
+"""``riverflink export``'s Flink function: every key's model out of restored state.
+
+The export job restores a checkpoint or savepoint into an operator with the learning
+operator's uid and state, and sends it one element per routing bucket (the Flink key
+the models are grouped by). For each, it reads every model of that bucket and writes
+each key's River estimator as a pickle of its own; it emits one index line per key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+
+from riverflink.operators.results import jsonable
+from riverflink.state.descriptors import key_state_descriptor
+
+__all__ = ["ExportKeys", "model_file"]
+
+
+def model_file(key_id: str) -> str:
+    """A key's file name in an export: the key's JSON text can be anything, a file name
+    cannot.
+
+    >>> model_file('"user-1"')
+    'models/5d08e7295b38b57c9e0f0e64.pkl'
+    """
+    return f"models/{hashlib.sha256(key_id.encode('utf-8')).hexdigest()[:24]}.pkl"
+
+
+class ExportKeys(KeyedProcessFunction):
+    """Writes every key of each bucket it is sent to ``directory``; emits index lines.
+
+    ``keys``: key ids (JSON text) to export, or None for every key. ``ttl``: whether the
+    state was written with a time-to-live (its serializer differs; the export sees every
+    key still in state).
+    """
+
+    def __init__(self, directory: str, routing: str, *, keys=None, ttl: bool = False):
+        self.directory = directory
+        self.routing = routing
+        self.keys = None if keys is None else frozenset(keys)
+        self.ttl = ttl
+
+    def open(self, runtime_context: RuntimeContext):
+        import river
+
+        ttl_seconds = 100 * 365 * 86400 if self.ttl else None  # see every key still kept
+        self.state = runtime_context.get_map_state(
+            key_state_descriptor(routing=self.routing, ttl_seconds=ttl_seconds)
+        )
+        self.river = river.__version__
+        os.makedirs(os.path.join(self.directory, "models"), exist_ok=True)
+
+    def process_element(self, value, ctx):
+        lines = []
+        for key_id, key_state in self.state.items():
+            if self.keys is not None and key_id not in self.keys:
+                continue
+            name = model_file(key_id)
+            path = os.path.join(self.directory, name)
+            with open(path + ".part", "wb") as fh:
+                pickle.dump(key_state.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(path + ".part", path)
+            metric = None if key_state.metric is None else jsonable(key_state.metric.get())
+            entry = {
+                "key": json.loads(key_id),
+                "file": name,
+                "n": key_state.n,
+                "model": key_state.model_spec,
+                "metric": metric,
+                "river": self.river,
+            }
+            lines.append(json.dumps(entry, ensure_ascii=False))
+        if lines:
+            yield "\n".join(lines)
