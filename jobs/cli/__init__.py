@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         "(about 100 MB); local runs then start faster. Run it again after upgrading Java or "
         "apache-flink.",
     )
+    export = commands.add_parser(
+        "export",
+        help="write every key's model in a checkpoint or savepoint to a directory",
+        description="Write each key's River estimator, as it stands in a checkpoint or "
+        "savepoint, as a pickle in DIR, with DIR/models.jsonl as the index. Loading one "
+        "needs River only (riverflink.load_models(DIR) loads them all).",
+    )
+    export.add_argument("path", metavar="PATH", help="a savepoint or checkpoint, or latest")
+    export.add_argument("--output", metavar="DIR", required=True, help="a new directory")
+    export.add_argument("--keys", metavar="K1,K2", help="only these keys (default: every key)")
+    export.add_argument("--checkpoint-dir", metavar="DIR", help="where latest looks")
     package = commands.add_parser(
         "package",
         help="zip riverflink's code for flink run -pyfs; prints the zip's path",
@@ -151,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from riverflink.cli.tools import report_command
 
         return report_command(args)
+    if args.command == "export":
+        from riverflink.cli.models import export_command
+
+        return export_command(args)
     if args.command == "package":
         from riverflink.cli.tools import package_command
 
