@@ -50,21 +50,23 @@ class ExportKeys(KeyedProcessFunction):
 
         ttl_seconds = 100 * 365 * 86400 if self.ttl else None  # see every key still kept
         self.state = runtime_context.get_map_state(
-            key_state_descriptor(routing=self.routing, ttl_seconds=ttl_seconds)
+            key_state_descriptor(routing=self.routing, ttl_seconds=ttl_seconds, raw=True)
         )
         self.river = river.__version__
         os.makedirs(os.path.join(self.directory, "models"), exist_ok=True)
 
     def process_element(self, value, ctx):
         lines = []
-        for key_id, key_state in self.state.items():
+        for key_id, raw in self.state.items():
             if self.keys is not None and key_id not in self.keys:
                 continue
+            key_state = pickle.loads(raw)  # the envelope (riverflink.state.envelope)
             name = model_file(key_id)
             path = os.path.join(self.directory, name)
-            with open(path + ".part", "wb") as fh:
+            # A new directory, whose index is written last: no file is renamed into place
+            # (a rename per key was most of the time of a large export).
+            with open(path, "wb") as fh:
                 pickle.dump(key_state.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(path + ".part", path)
             metric = None if key_state.metric is None else jsonable(key_state.metric.get())
             entry = {
                 "key": json.loads(key_id),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from river import base
 
+from riverflink.state.relaid import relaid
 from riverflink.state.spec import SpecError, model_kind
 
 __all__ = [
@@ -45,7 +46,7 @@ class InitModel:
 
     def copy(self) -> base.Estimator:
         """An independent copy: every key learns on its own."""
-        return pickle.loads(self.blob)
+        return relaid(pickle.loads(self.blob))
 
 
 def is_init_spec(spec: str) -> bool:
@@ -112,7 +113,7 @@ class Exported:
 
     def load(self) -> base.Estimator:
         with open(self.path, "rb") as fh:
-            return pickle.load(fh)
+            return relaid(pickle.load(fh))
 
 
 def read_exported(directory: str, flag: str = "--init-models") -> dict:
