@@ -86,7 +86,10 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     from riverflink.operators.exporting import ExportKeys
     from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
+    from riverflink.runtime.local import _use_worker_processes
+
     use_project_conf_dir()
+    _use_worker_processes()  # one Python process per subtask, not threads in this one
     conf = Configuration()
     for key, value in flink_settings().items():
         if not key.startswith(("env.java", "jobmanager.", "taskmanager.", "rest.")):
@@ -96,13 +99,14 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     conf.set_string("python.execution-mode", mode)
     if backend is not None:  # a checkpoint restores only into the backend that wrote it
         conf.set_string("state.backend.type", backend)
-    conf.set_string("parallelism.default", "1")
+    parallelism = _parallelism()
+    conf.set_string("parallelism.default", str(parallelism))
     conf.set_string("restart-strategy.type", "none")
     conf.set_string("execution.state-recovery.path", flink_uri(str(path)))
     conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     conf.set_string("jobmanager.bind-host", "localhost")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_parallelism(1)
+    env.set_parallelism(parallelism)
 
     buckets = SPREAD_KEYS if routing == SPREAD else range(ROUTING_BUCKETS)
     row_type = Types.ROW([Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
@@ -119,6 +123,13 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
         for element in results:
             lines.extend(element.split("\n"))
     return lines
+
+
+def _parallelism() -> int:
+    """One export worker per core, up to 4: unpickling and writing the models is the work."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _has_ttl(path: Path) -> bool:
