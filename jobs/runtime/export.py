@@ -84,9 +84,8 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     from pyflink.java_gateway import get_gateway
 
     from riverflink.operators.exporting import ExportKeys
-    from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
-
     from riverflink.runtime.local import _use_worker_processes
+    from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
     use_project_conf_dir()
     _use_worker_processes()  # one Python process per subtask, not threads in this one
