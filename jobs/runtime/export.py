@@ -83,12 +83,18 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
 
+    from riverflink.accel.jvm_archive import use_archive, use_lean_flags
+    from riverflink.accel.loopback import use_loopback_agent, warn_if_exposed
     from riverflink.operators.exporting import ExportKeys
     from riverflink.runtime.local import _use_worker_processes
     from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
     use_project_conf_dir()
     _use_worker_processes()  # one Python process per subtask, not threads in this one
+    # The JVM as a local run starts it: fast, and its workers' ports on localhost.
+    use_archive()
+    use_lean_flags()
+    use_loopback_agent()
     conf = Configuration()
     for key, value in flink_settings().items():
         if not key.startswith(("env.java", "jobmanager.", "taskmanager.", "rest.")):
@@ -105,6 +111,7 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     conf.set_string("jobmanager.bind-host", "localhost")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
+    warn_if_exposed()
     env.set_parallelism(parallelism)
 
     buckets = SPREAD_KEYS if routing == SPREAD else range(ROUTING_BUCKETS)
