@@ -27,9 +27,13 @@ def model_file(key_id: str) -> str:
     cannot.
 
     >>> model_file('"user-1"')
-    'models/5d08e7295b38b57c9e0f0e64.pkl'
+    'models/5d/5d08e7295b38b57c9e0f0e64.pkl'
+
+    Files are spread over 256 folders by the first two hex digits: the export's workers
+    create them at once, and one folder of 100,000 files made them wait for each other.
     """
-    return f"models/{hashlib.sha256(key_id.encode('utf-8')).hexdigest()[:24]}.pkl"
+    digest = hashlib.sha256(key_id.encode("utf-8")).hexdigest()[:24]
+    return f"models/{digest[:2]}/{digest}.pkl"
 
 
 class ExportKeys(KeyedProcessFunction):
@@ -54,7 +58,8 @@ class ExportKeys(KeyedProcessFunction):
             key_state_descriptor(routing=self.routing, ttl_seconds=ttl_seconds, raw=True)
         )
         self.river = river.__version__
-        os.makedirs(os.path.join(self.directory, "models"), exist_ok=True)
+        for shard in range(256):
+            os.makedirs(os.path.join(self.directory, "models", f"{shard:02x}"), exist_ok=True)
 
     def process_element(self, value, ctx):
         # Hundreds of thousands of short-lived objects, none in a cycle: the collector's
