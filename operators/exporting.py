@@ -3,7 +3,10 @@
 The export job restores a checkpoint or savepoint into an operator with the learning
 operator's uid and state, and sends it one element per routing bucket (the Flink key
 the models are grouped by). For each, it reads every model of that bucket and writes
-each key's River estimator as a pickle of its own; it emits one index line per key.
+each key's River estimator as a pickle of its own, and its index line to the subtask's
+part of the index (:data:`INDEX_PARTS`), which the client joins into ``models.jsonl``;
+it emits how many keys it wrote. (Sending the index lines through Flink to the client
+took 10 s of a 100,000-key export.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from riverflink.operators.results import jsonable
 from riverflink.state.descriptors import key_state_descriptor
 
-__all__ = ["ExportKeys", "model_file"]
+__all__ = ["INDEX_PARTS", "ExportKeys", "model_file"]
+
+#: The folder, inside the export's directory, of the index parts the subtasks write.
+INDEX_PARTS = ".index-parts"
 
 
 def model_file(key_id: str) -> str:
@@ -37,7 +43,8 @@ def model_file(key_id: str) -> str:
 
 
 class ExportKeys(KeyedProcessFunction):
-    """Writes every key of each bucket it is sent to ``directory``; emits index lines.
+    """Writes every key of each bucket it is sent to ``directory``, and their index lines
+    to ``directory/INDEX_PARTS/<subtask>.jsonl``; emits how many keys each bucket held.
 
     ``keys``: key ids (JSON text) to export, or None for every key. ``ttl``: whether the
     state was written with a time-to-live (its serializer differs; the export sees every
@@ -60,6 +67,16 @@ class ExportKeys(KeyedProcessFunction):
         self.river = river.__version__
         for shard in range(256):
             os.makedirs(os.path.join(self.directory, "models", f"{shard:02x}"), exist_ok=True)
+        parts = os.path.join(self.directory, INDEX_PARTS)
+        os.makedirs(parts, exist_ok=True)
+        subtask = runtime_context.get_index_of_this_subtask()
+        attempt = runtime_context.get_attempt_number()
+        self.index = open(os.path.join(parts, f"{subtask}-{attempt}.jsonl"), "w", encoding="utf-8")
+
+    def close(self):
+        index = getattr(self, "index", None)
+        if index is not None:
+            index.close()
 
     def process_element(self, value, ctx):
         # Hundreds of thousands of short-lived objects, none in a cycle: the collector's
@@ -95,4 +112,6 @@ class ExportKeys(KeyedProcessFunction):
             }
             lines.append(json.dumps(entry, ensure_ascii=False))
         if lines:
-            yield "\n".join(lines)
+            self.index.write("\n".join(lines) + "\n")
+            self.index.flush()
+        yield str(len(lines))

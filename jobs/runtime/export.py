@@ -52,6 +52,7 @@ def export_models(path: Path, output: str, keys=None) -> int:
     """Export every key's model (or those of ``keys``, as they appear in the outputs)
     from the snapshot at ``path`` into ``output``; returns how many were written."""
     from riverflink.config.checkpoints import backend_of, execution_mode_of
+    from riverflink.operators.exporting import INDEX_PARTS
     from riverflink.state.descriptors import HASH, KEY_STATE_NAME, ROUTINGS, SPREAD
 
     modes = {r: execution_mode_of(str(path), name) for r, name in ROUTINGS.items()}
@@ -67,14 +68,32 @@ def export_models(path: Path, output: str, keys=None) -> int:
         raise SettingsError(f"--output {output} is not an empty directory: name a new one")
     out.mkdir(parents=True, exist_ok=True)
     try:
-        lines = _run(path, out, routing, mode, backend_of(str(path)), keys)
+        written = _run(path, out, routing, mode, backend_of(str(path)), keys)
+        lines = _join_index(out / INDEX_PARTS)
+        if len(lines) != written:
+            raise RuntimeError(
+                f"export: the job wrote {written} models but indexed {len(lines)}; nothing "
+                "was exported, try again"
+            )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written is left as an export
         raise
-    lines.sort(key=lambda line: json.dumps(json.loads(line)["key"]))
     with open(out / "models.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
+        fh.writelines(line + "\n" for _, line in lines)
+    shutil.rmtree(out / INDEX_PARTS)
     return len(lines)
+
+
+def _join_index(parts: Path) -> list:
+    """The index lines the export's subtasks wrote, sorted by key: ``[(sort key, line)]``."""
+    lines = []
+    for part in sorted(parts.glob("*.jsonl")):
+        with open(part, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.rstrip("\n")
+                lines.append((json.dumps(json.loads(line)["key"]), line))
+    lines.sort()
+    return lines
 
 
 def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
@@ -124,11 +143,11 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     exported = keyed.process(
         ExportKeys(str(out.resolve()), routing, keys=keys, ttl=ttl), output_type=Types.STRING()
     ).uid(UIDS["learn"])
-    lines: list = []
+    written = 0
     with exported.execute_and_collect("riverflink export") as results:
-        for element in results:
-            lines.extend(element.split("\n"))
-    return lines
+        for count in results:
+            written += int(count)
+    return written
 
 
 def _parallelism() -> int:
