@@ -47,6 +47,14 @@ def _state_names_in(path: Path):
             yield fh.read(_HEAD_BYTES) if file.name != "_metadata" else fh.read()
 
 
+def state_heads(checkpoint) -> list:
+    """``_metadata`` and the head of each state file of a checkpoint or savepoint directory
+    (or of its ``_metadata``), where Flink writes state names and serializers before the
+    data (a heap backend's first values follow)."""
+    root = Path(checkpoint)
+    return list(_state_names_in(root.parent if root.is_file() else root))
+
+
 def mentions(checkpoint: str, text: bytes) -> bool:
     """Whether ``_metadata`` or the head of a state file of the checkpoint holds ``text``
     (a state name, a serializer's class name: Flink writes them before the data)."""

@@ -96,7 +96,24 @@ def _join_index(parts: Path) -> list:
     return lines
 
 
-def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
+def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> int:
+    """Run the export job; returns how many models its subtasks wrote."""
+    from riverflink.accel.worker_fork import Zygote
+    from riverflink.runtime.local import _use_worker_processes
+
+    use_project_conf_dir()
+    _use_worker_processes()  # one Python process per subtask, not threads in this one
+    # Workers forked from a warm process that has imported Beam and River (as a local run's
+    # are): started before the JVM, which hands its address on to the workers.
+    zygote = Zygote.start(_preload_specs(path))
+    try:
+        return _execute(path, out, routing, mode, backend, keys, zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def _execute(path: Path, out: Path, routing, mode, backend, keys, zygote) -> int:
     from pyflink.common import Configuration, Row, Types
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.datastream.data_stream import KeyedStream
@@ -105,11 +122,8 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     from riverflink.accel.jvm_archive import use_archive, use_lean_flags
     from riverflink.accel.loopback import use_loopback_agent, warn_if_exposed
     from riverflink.operators.exporting import ExportKeys
-    from riverflink.runtime.local import _use_worker_processes
     from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
-    use_project_conf_dir()
-    _use_worker_processes()  # one Python process per subtask, not threads in this one
     # The JVM as a local run starts it: fast, and its workers' ports on localhost.
     use_archive()
     use_lean_flags()
@@ -118,7 +132,7 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
     for key, value in flink_settings().items():
         if not key.startswith(("env.java", "jobmanager.", "taskmanager.", "rest.")):
             conf.set_string(key, value)
-    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.executable", sys.executable if zygote is None else zygote.launcher)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", mode)
     if backend is not None:  # a checkpoint restores only into the backend that wrote it
@@ -148,6 +162,27 @@ def _run(path: Path, out: Path, routing: str, mode: str, backend, keys) -> list:
         for count in results:
             written += int(count)
     return written
+
+
+def _preload_specs(path: Path) -> dict:
+    """The specs a warm worker process builds to import River's modules of the models: those
+    in the first model's header in the snapshot, or the defaults where none is readable
+    there (RocksDB's compressed files)."""
+    from riverflink.config.checkpoints import state_heads
+    from riverflink.config.settings import DEFAULT_DRIFT, DEFAULT_MODEL
+    from riverflink.state.envelope import MAGIC
+
+    decoder = json.JSONDecoder()
+    for head in state_heads(path):
+        start = head.find(MAGIC + b"{")
+        if start == -1:
+            continue
+        try:
+            header, _ = decoder.raw_decode(head[start + len(MAGIC) :].decode("utf-8", "replace"))
+            return {"model_spec": str(header["model"]), "drift_spec": str(header["drift"])}
+        except (ValueError, KeyError, TypeError):
+            continue
+    return {"model_spec": DEFAULT_MODEL, "drift_spec": DEFAULT_DRIFT}
 
 
 def _parallelism() -> int:
