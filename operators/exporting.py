@@ -102,7 +102,9 @@ class ExportKeys(KeyedProcessFunction):
             # One write on a new descriptor: Python's buffered file costs a third more.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(fd, pickle.dumps(key_state.model, protocol=pickle.HIGHEST_PROTOCOL))
+                data = memoryview(pickle.dumps(key_state.model, protocol=pickle.HIGHEST_PROTOCOL))
+                while data:
+                    data = data[os.write(fd, data) :]
             finally:
                 os.close(fd)
             metric = None if key_state.metric is None else jsonable(key_state.metric.get())
