@@ -32,7 +32,13 @@ from riverflink.operators.live_models import (
     LiveModels,
 )
 from riverflink.operators.records import Fields, Rejected, parse_line
-from riverflink.operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
+from riverflink.operators.results import (
+    DEFAULT_LABEL_TTL,
+    DriftAlert,
+    FeatureDriftAlert,
+    Outcome,
+    Prediction,
+)
 from riverflink.state import envelope
 from riverflink.state.descriptors import (
     ROUTINGS,
@@ -63,6 +69,7 @@ METRICS = (
     "outcomes",
     "labels_expired",
     "pseudo_labels",
+    "feature_drift_alerts",
 )
 
 #: Upper bounds (microseconds) of the per-record processing-time histogram: counters
@@ -74,6 +81,7 @@ TIME_BUCKETS_US = (50, 100, 250, 500, 1000, 2500, 10000, 100000)
 _COUNTED = {
     Prediction: "predictions",
     DriftAlert: "alerts",
+    FeatureDriftAlert: "alerts",  # and feature_drift_alerts
     Outcome: "outcomes",
     Rejected: "rejected",
 }
@@ -139,6 +147,7 @@ class LearnPerKey(KeyedProcessFunction):
         pseudo_label: float | None = None,
         init_model: bytes | None = None,
         init_models: str | None = None,
+        feature_drift_spec: str = "none",
         tag_outputs: bool = False,
         live_keys: int = 10_000,
         restoring: bool = True,
@@ -160,6 +169,7 @@ class LearnPerKey(KeyedProcessFunction):
         self.pseudo_label = pseudo_label
         self.init_model = init_model
         self.init_models = init_models
+        self.feature_drift_spec = feature_drift_spec
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
         self.restoring = restoring
@@ -185,6 +195,7 @@ class LearnPerKey(KeyedProcessFunction):
             pseudo_label=self.pseudo_label,
             init_model=self.init_model,
             init_models=self.init_models,
+            feature_drift_spec=self.feature_drift_spec,
         )
         # Regressors need numbers as labels; the learner knows its model's kind.
         self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
@@ -242,9 +253,10 @@ class LearnPerKey(KeyedProcessFunction):
             return
         now = time.time()
         if self.tag_outputs:  # one stream, "kind" in each line: kept in the order of events
-            out = dict.fromkeys((Prediction, DriftAlert, Outcome, Rejected), [])
+            out = dict.fromkeys((Prediction, DriftAlert, FeatureDriftAlert, Outcome, Rejected), [])
         else:  # JSON lines per kind, for the side outputs
             out = {Prediction: [], DriftAlert: [], Outcome: [], Rejected: []}
+            out[FeatureDriftAlert] = out[DriftAlert]  # both go to alerts/
         touched: dict = {}  # key_id -> KeyState, written to Flink once per element
         timers: dict = {}  # epoch ms -> key_ids whose pending labels start waiting
         counts = dict.fromkeys(METRICS, 0)
@@ -325,6 +337,8 @@ class LearnPerKey(KeyedProcessFunction):
             counts[_COUNTED[kind]] += 1
             if kind is Prediction and item.pseudo:
                 counts["pseudo_labels"] += 1
+            elif kind is FeatureDriftAlert:
+                counts["feature_drift_alerts"] += 1
             out[kind].append(item.to_json(tag))
         return True
 

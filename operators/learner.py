@@ -31,7 +31,13 @@ import math
 from typing import Any
 
 from riverflink.operators.records import Record, Rejected
-from riverflink.operators.results import DEFAULT_LABEL_TTL, DriftAlert, Outcome, Prediction
+from riverflink.operators.results import (
+    DEFAULT_LABEL_TTL,
+    DriftAlert,
+    FeatureDriftAlert,
+    Outcome,
+    Prediction,
+)
 from riverflink.state.envelope import KeyState
 from riverflink.state.initial import is_init_spec, read_exported, read_init_model
 from riverflink.state.spec import (
@@ -71,6 +77,7 @@ class OnlineLearner:
         pseudo_label: float | None = None,
         init_model: str | bytes | None = None,
         init_models: str | None = None,
+        feature_drift_spec: str = "none",
     ):
         if on_drift not in ("alert", "reset"):
             raise ValueError(f"on_drift must be 'alert' or 'reset', not {on_drift!r}")
@@ -108,6 +115,8 @@ class OnlineLearner:
                 "drift.PageHinkley()"
             )
         self.detector_prototype = detector
+        self.feature_drift_spec = feature_drift_spec
+        self._new_feature_detector = _feature_detectors(feature_drift_spec)
         if metric_spec is None:
             metric_spec = default_metric(self.kind)
         self.metric_spec = metric_spec or ""
@@ -236,7 +245,27 @@ class OnlineLearner:
         if self.on_drift == "reset":
             state.model = self._new_model()
         metric = None if state.metric is None else state.metric.get()
-        return [DriftAlert(record.key, record.id, state.n, self.drift_spec, self.on_drift, metric)]
+        watched = self._new_feature_detector is not None
+        spec = self.drift_spec
+        return [DriftAlert(record.key, record.id, state.n, spec, self.on_drift, metric, watched)]
+
+    def _watch_features(self, state: KeyState, record: Record) -> list[Any]:
+        """Feed each numeric feature's raw value to the key's detector for that feature
+        (made at its first value); an alert for each that drifts."""
+        alerts = []
+        detectors = state.feature_detectors
+        for name, value in record.x.items():
+            cls = value.__class__
+            if cls is not float and cls is not int:  # strings, and booleans (not numbers here)
+                continue
+            detector = detectors.get(name)
+            if detector is None:
+                detector = detectors[name] = self._new_feature_detector()
+            detector.update(value)
+            if detector.drift_detected:
+                spec = self.feature_drift_spec
+                alerts.append(FeatureDriftAlert(record.key, record.id, state.n, spec, name))
+        return alerts
 
     def _advance(self, state: KeyState, record: Record, now: float) -> list[Any]:
         model, x, y = state.model, record.x, record.y
@@ -245,6 +274,8 @@ class OnlineLearner:
         else:
             y_pred = model.predict_one(x)
         outputs: list[Any] = [Prediction(record.key, record.id, y_pred, y, state.n)]
+        if self._new_feature_detector is not None:
+            outputs += self._watch_features(state, record)
         if self.supervised and y is not None:
             outputs += self._score(state, record, y_pred, y)
             state.model.learn_one(x, y)
@@ -277,6 +308,23 @@ class OnlineLearner:
         state.learned += 1
         outputs.append(Outcome(record.key, record.id, y_pred, record.y, max(0.0, now - arrived)))
         return outputs
+
+
+def _feature_detectors(spec: str):
+    """What builds a new ``--feature-drift`` detector, or None for ``none``; a detector of
+    0/1 errors is refused, feature values are real numbers."""
+    try:
+        detector = parse_detector(spec)
+    except SpecError as exc:
+        raise SpecError(f"--feature-drift: {exc}") from None
+    if detector is None:
+        return None
+    if is_binary_detector(detector):
+        raise SpecError(
+            f"--feature-drift {spec!r} expects 0/1 errors, but it watches feature values; "
+            "pick a detector of real values such as drift.ADWIN() or drift.PageHinkley()"
+        )
+    return builder(spec, "feature drift detector")
 
 
 def _check_pseudo_label(pseudo_label, model, kind: str) -> float | None:

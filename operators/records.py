@@ -16,6 +16,8 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any
 
+from riverflink.operators.schema import schema_error
+
 __all__ = [
     "Fields",
     "Record",
@@ -42,6 +44,7 @@ class Fields:
     target: str = "y"
     features: tuple | None = None  # None: every other field, in input order
     numeric_target: bool = False  # regressors need a number as label
+    schema: str | None = None  # --schema: a JSON Schema's text, every record must satisfy it
 
 
 @dataclass
@@ -175,6 +178,10 @@ def _to_record(text: str, fields: Fields) -> Record:
     if obj.__class__ is not dict:
         raise _BadInput(f"a record must be a JSON object, got {type(obj).__name__}")
     _check_finite(obj)
+    if fields.schema is not None:
+        violation = schema_error(fields.schema, obj)
+        if violation is not None:
+            raise _BadInput(violation)
     key = obj.get(fields.key)
     if key is None:
         raise _BadInput(f"key field {fields.key!r} is missing or null")

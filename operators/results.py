@@ -11,7 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_LABEL_TTL", "DriftAlert", "Outcome", "Prediction", "jsonable"]
+__all__ = [
+    "DEFAULT_LABEL_TTL",
+    "DriftAlert",
+    "FeatureDriftAlert",
+    "Outcome",
+    "Prediction",
+    "jsonable",
+]
 
 #: Seconds a prediction waits for its label (``--label-ttl``): one day.
 DEFAULT_LABEL_TTL = 86400.0
@@ -61,6 +68,7 @@ class DriftAlert:
     detector: str
     action: str
     metric: Any = None  # the key's --metric value, this record's prediction included
+    features_watched: bool = False  # --feature-drift is on: the line says "feature": null
 
     def to_json(self, kind: bool = False) -> str:
         out = {"kind": "alert"} if kind else {}
@@ -71,6 +79,32 @@ class DriftAlert:
             detector=self.detector,
             action=self.action,
             metric=jsonable(self.metric),
+        )
+        if self.features_watched:
+            out["feature"] = None
+        return json.dumps(out)
+
+
+@dataclass(frozen=True)
+class FeatureDriftAlert:
+    """The values of one numeric feature of a key drifted (``--feature-drift``); ``n`` is
+    that of the record's prediction."""
+
+    key: Any
+    id: Any
+    n: int
+    detector: str
+    feature: str
+
+    def to_json(self, kind: bool = False) -> str:
+        out = {"kind": "alert"} if kind else {}
+        out.update(
+            key=self.key,
+            id=self.id,
+            n=self.n,
+            detector=self.detector,
+            action="alert",
+            feature=self.feature,
         )
         return json.dumps(out)
 

@@ -34,10 +34,10 @@ __all__ = [
 
 #: Bumped whenever the layout of the header or of the pickled payload changes.
 #: 1: model, detector, counters, last_seen. 2: adds the pending predictions of delayed labels
-#: and the key's metric.
-FORMAT_VERSION = 2
+#: and the key's metric. 3: adds the detectors of --feature-drift.
+FORMAT_VERSION = 3
 #: Formats this release reads: older ones are upgraded on load.
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, 2, 3)
 MAGIC = b"RFLK"
 
 
@@ -58,6 +58,7 @@ class KeyState:
     dropped after ``--label-ttl``, and ``expiry_timer`` is the processing time
     (epoch milliseconds) of the Flink timer that will next look at them.
     ``metric`` is the key's ``--metric``, updated with every labeled prediction.
+    ``feature_detectors`` maps each numeric feature to its ``--feature-drift`` detector.
     """
 
     model: Any
@@ -73,6 +74,7 @@ class KeyState:
     expiry_timer: int | None = None
     metric: Any = None  # the key's prequential --metric (classifiers and regressors)
     metric_spec: str = ""
+    feature_detectors: dict = field(default_factory=dict)  # feature name -> drift detector
 
     def __reduce__(self):
         """Pickle as the versioned envelope, whoever pickles (Flink's state coder included).
@@ -113,7 +115,7 @@ def dumps(state: KeyState) -> bytes:
     >>> from river import linear_model
     >>> blob = dumps(KeyState(linear_model.LinearRegression(), None, "lr", "none", n=3))
     >>> blob[:4], read_header(blob)["format"]
-    (b'RFLK', 2)
+    (b'RFLK', 3)
     >>> loads(blob).n
     3
     """
@@ -128,6 +130,7 @@ def dumps(state: KeyState) -> bytes:
         state.expired,
         state.expiry_timer,
         state.metric,
+        state.feature_detectors,
     )
     head = _header(state.model_spec, state.drift_spec, state.metric_spec)
     return head + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
@@ -202,7 +205,10 @@ def loads(blob: bytes) -> KeyState:
         payload = pickle.loads(blob[blob.index(b"\n") + 1 :])
         if version == 1:
             payload = (*payload, {}, 0, None, None)  # no delayed labels or metric yet
-        model, detector, n, learned, alerts, last_seen, pending, expired, timer, metric = payload
+        if version <= 2:
+            payload = (*payload, {})  # no feature detectors yet
+        model, detector, n, learned, alerts, last_seen, pending, expired, timer = payload[:9]
+        metric, features = payload[9:]
     except Exception as exc:
         raise StateFormatError(
             f"cannot unpickle a key's model written with River {header.get('river')} "
@@ -223,4 +229,5 @@ def loads(blob: bytes) -> KeyState:
         expiry_timer=timer,
         metric=metric,
         metric_spec=header.get("metric", "") if metric is not None else "",
+        feature_detectors=features,
     )

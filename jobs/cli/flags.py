@@ -47,6 +47,17 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, exit_savepoint: bool =
     )
     a("--drift", metavar="SPEC", help=f"River drift detector spec or none ({DEFAULT_DRIFT})")
     a(
+        "--feature-drift",
+        metavar="SPEC",
+        help="River drift detector spec watching each numeric feature of each key, or none (none)",
+    )
+    a(
+        "--schema",
+        metavar="FILE",
+        help="JSON Schema (draft 2020-12, JSON or YAML) every record must satisfy; "
+        "violations go to rejected/ (off)",
+    )
+    a(
         "--metric",
         metavar="SPEC",
         help="River metric kept per key and reported in alerts "

@@ -59,7 +59,7 @@ def absolute_paths(settings: JobSettings) -> JobSettings:
         changes["checkpoint_dir"] = str(Path(settings.checkpoint_dir).resolve())
     if settings.restore and settings.restore != "latest":
         changes["restore"] = str(Path(settings.restore).resolve())
-    for name in ("init_model", "init_models"):
+    for name in ("init_model", "init_models", "schema"):
         if getattr(settings, name):
             changes[name] = str(Path(getattr(settings, name)).resolve())
     return settings.with_changes(**changes)

@@ -104,6 +104,7 @@ def _read_job_file(path: str) -> dict:
         "savepoint_on_exit",
         "init_model",
         "init_models",
+        "schema",
     ):  # relative to the job file
         value = out.get(field)
         if (

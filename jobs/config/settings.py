@@ -74,6 +74,7 @@ _TEXT = {
     "model": "--model",
     "drift": "--drift",
     "on_drift": "--on-drift",
+    "feature_drift": "--feature-drift",
 }
 
 
@@ -105,6 +106,8 @@ class LearnOptions:
     pseudo_label: float | None = None  # learn confident predictions of unlabelable records
     init_model: str | None = None  # a pickled River estimator: every new key's first model
     init_models: str | None = None  # an export directory: listed keys start from theirs
+    schema: str | None = None  # a JSON Schema file (JSON or YAML) every record must satisfy
+    feature_drift: str = "none"  # a River drift detector spec, one per key and numeric feature
 
     def __post_init__(self):
         self._check_learning()
@@ -117,7 +120,7 @@ class LearnOptions:
                 "--init-model gives every new key its model, so --model cannot be given as "
                 "well: leave one out"
             )
-        for name in ("init_model", "init_models"):
+        for name in ("init_model", "init_models", "schema"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise SettingsError(f"--{name.replace('_', '-')} needs a path, not {value!r}")
@@ -128,6 +131,13 @@ class LearnOptions:
                 f"--init-models {self.init_models}: no such directory (give one that "
                 "`riverflink export` wrote)"
             )
+        if self.schema is not None:
+            from riverflink.operators.schema import SchemaError, read_schema
+
+            try:
+                read_schema(self.schema)
+            except SchemaError as exc:
+                raise SettingsError(str(exc)) from None
         for name, flag in _TEXT.items():
             if name == "model" and self.model is None:
                 continue

@@ -28,6 +28,8 @@ def learn(
     pseudo_label: float | None = None,
     init_model: str | None = None,
     init_models: str | None = None,
+    schema: str | None = None,
+    feature_drift: str = "none",
 ) -> Learned:
     """One River learner per key over a stream of JSON lines: predict, then learn.
 
@@ -40,7 +42,7 @@ def learn(
         A ``DataStream`` of JSON lines (``str``), one record each, as ``riverflink run``
         reads them from a file.
     model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
-        pseudo_label, init_model, init_models
+        pseudo_label, init_model, init_models, schema, feature_drift
         The flags of ``riverflink run`` that shape the learning, with underscores, and
         their defaults: ``model``, ``drift``, ``on_drift``, ``metric``, ``key``, ``id``,
         ``target``, ``features`` (a list, or ``"f1,f2"``), ``label_ttl``, ``state_ttl``
@@ -105,6 +107,8 @@ def learn(
         pseudo_label=pseudo_label,
         init_model=init_model,
         init_models=init_models,
+        schema=schema,
+        feature_drift=feature_drift,
     )
     _local_python(lines)
     return learn_stream(lines, options)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 from riverflink.config.settings import DEFAULT_DRIFT, LearnOptions
 
 __all__ = ["learn_options"]
@@ -24,6 +26,8 @@ def learn_options(
     pseudo_label: float | None = None,
     init_model: str | None = None,
     init_models: str | None = None,
+    schema: str | None = None,
+    feature_drift: str = "none",
 ) -> LearnOptions:
     """The options, checked, and the specs built once (River is imported): raises
     ``ValueError`` with the message ``riverflink run`` gives for the same flags.
@@ -58,6 +62,8 @@ def learn_options(
         pseudo_label=pseudo_label,
         init_model=init_model,
         init_models=init_models,
+        schema=os.fspath(schema) if isinstance(schema, os.PathLike) else schema,
+        feature_drift=feature_drift,
     )
     check_specs(options)
     return options

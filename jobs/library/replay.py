@@ -32,6 +32,8 @@ def replay(
     pseudo_label: float | None = None,
     init_model: str | None = None,
     init_models: str | None = None,
+    schema: str | None = None,
+    feature_drift: str = "none",
 ) -> Iterator[dict]:
     """The output lines riverflink's job gives for ``lines``, computed in this process.
 
@@ -45,7 +47,7 @@ def replay(
         JSON lines (``str`` or ``bytes``; one item may hold several, as a file's text
         does), or records as ``dict``, in the order the job would read them.
     model, drift, on_drift, metric, key, id, target, features, label_ttl, state_ttl, profile,
-        pseudo_label, init_model, init_models
+        pseudo_label, init_model, init_models, schema, feature_drift
         As for :func:`riverflink.learn`: the flags of ``riverflink run``, with underscores.
 
     Returns
@@ -98,15 +100,14 @@ def replay(
         pseudo_label=pseudo_label,
         init_model=init_model,
         init_models=init_models,
+        schema=schema,
+        feature_drift=feature_drift,
     )
-    from riverflink.config.specs import learner_options
+    from riverflink.config.specs import learner_options, record_fields
     from riverflink.operators.learner import OnlineLearner
     from riverflink.operators.plain import PlainKeys
-    from riverflink.operators.records import Fields
 
-    fields = Fields(
-        key=options.key, id=options.id, target=options.target, features=options.features
-    )
+    fields = record_fields(options)
     keys = PlainKeys(OnlineLearner(**learner_options(options)), fields, state_ttl=options.state_ttl)
     return _outputs(keys, lines)
 

@@ -70,6 +70,7 @@ def learn_stream(
     """
     from pyflink.common import Types
 
+    from riverflink.config.specs import record_fields
     from riverflink.operators.functions import (
         ALERTS,
         OUTCOMES,
@@ -79,13 +80,9 @@ def learn_stream(
         WRITE_ON_EVICTION,
         LearnPerKey,
     )
-    from riverflink.operators.records import Fields
 
     env = lines.get_execution_environment()
-    # Whether labels must be numbers (regressors) is up to the learner, in each worker.
-    fields = Fields(
-        key=options.key, id=options.id, target=options.target, features=options.features
-    )
+    fields = record_fields(options)
     to_stdout = job is not None and job.output == "-"
     state_read = _state_is_read(env, job)
     keyed, markers, routing = routed(
@@ -106,6 +103,7 @@ def learn_stream(
                 pseudo_label=options.pseudo_label,
                 init_model=_read(options.init_model),
                 init_models=_absolute(options.init_models),
+                feature_drift_spec=options.feature_drift,
                 tag_outputs=to_stdout,
                 live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
                 restoring=restore_path(env, job) is not None,

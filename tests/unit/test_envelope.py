@@ -159,13 +159,32 @@ def test_wrong_magic_says_it_is_not_an_envelope():
 
 def test_a_newer_format_is_refused_naming_both_versions():
     payload = pickle.dumps((None, None, 0, 0, 0))
-    blob = _blob({"format": 3, "river": "9.9.9", "model": "m", "drift": "d"}, payload)
+    blob = _blob({"format": 4, "river": "9.9.9", "model": "m", "drift": "d"}, payload)
     with pytest.raises(StateFormatError) as info:
         loads(blob)
     message = str(info.value)
-    assert re.search(r"format\D*\b3\b", message), message
-    assert re.search(r"formats 1, 2\b", message), message
+    assert re.search(r"format\D*\b4\b", message), message
+    assert re.search(r"formats 1, 2, 3\b", message), message
     assert "9.9.9" in message
+
+
+def test_format_2_is_read_with_no_feature_detectors():
+    """State written before --feature-drift existed resumes with every field it had."""
+    model = linear_model.LinearRegression()
+    model.learn_one({"x": 1.0}, 2.0)
+    payload = pickle.dumps((model, None, 7, 6, 1, 123.5, {"1": ({}, 0.5, 9.0)}, 2, 10_000, None))
+    blob = _blob({"format": 2, "river": river.__version__, "model": "m", "drift": "d"}, payload)
+    state = loads(blob)
+    assert (state.n, state.learned, state.alerts, state.expired, state.expiry_timer) == (
+        7,
+        6,
+        1,
+        2,
+        10_000,
+    )
+    assert state.pending == {"1": ({}, 0.5, 9.0)}
+    assert state.feature_detectors == {}
+    assert state.model.predict_one({"x": 1.0}) == model.predict_one({"x": 1.0})
 
 
 def test_format_1_is_read_with_no_pending_labels():
@@ -177,6 +196,7 @@ def test_format_1_is_read_with_no_pending_labels():
     state = loads(blob)
     assert (state.n, state.learned, state.alerts, state.last_seen) == (7, 6, 1, 123.5)
     assert (state.pending, state.expired, state.expiry_timer) == ({}, 0, None)
+    assert state.feature_detectors == {}
     assert state.model.predict_one({"x": 1.0}) == model.predict_one({"x": 1.0})
 
 
