@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_left
-from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
@@ -198,7 +197,7 @@ class LearnPerKey(KeyedProcessFunction):
             feature_drift_spec=self.feature_drift_spec,
         )
         # Regressors need numbers as labels; the learner knows its model's kind.
-        self.fields = replace(self.fields, numeric_target=self.learner.kind == "regressor")
+        self.fields = self.learner.fields_for(self.fields)
         state = runtime_context.get_map_state(
             key_state_descriptor(routing=self.routing, ttl_seconds=self.ttl_seconds)
         )

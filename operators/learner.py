@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
-from riverflink.operators.records import Record, Rejected
+from riverflink.operators.records import Fields, Record, Rejected, with_imputed
 from riverflink.operators.results import (
     DEFAULT_LABEL_TTL,
     DriftAlert,
@@ -44,6 +45,7 @@ from riverflink.state.spec import (
     SpecError,
     builder,
     default_metric,
+    imputed_features,
     is_binary_detector,
     model_kind,
     parse_detector,
@@ -115,6 +117,8 @@ class OnlineLearner:
                 "drift.PageHinkley()"
             )
         self.detector_prototype = detector
+        #: Features a StatImputer of the model fills in: given to it as None where missing.
+        self.imputed = imputed_features(self.prototype)
         self.feature_drift_spec = feature_drift_spec
         self._new_feature_detector = _feature_detectors(feature_drift_spec)
         if metric_spec is None:
@@ -131,6 +135,13 @@ class OnlineLearner:
         self._new_model = init.copy if init_model is not None else builder(model_spec, "model")
         self._new_detector = None if detector is None else builder(drift_spec, "drift detector")
         self._new_metric = builder(self.metric_spec, "metric") if metric_spec else lambda: None
+
+    def fields_for(self, fields: Fields | None = None) -> Fields:
+        """``fields`` as this model reads records: numbers as labels for a regressor, and
+        null features kept for its StatImputer."""
+        return replace(
+            fields or Fields(), numeric_target=self.kind == "regressor", imputed=self.imputed
+        )
 
     @property
     def starts_from_files(self) -> bool:
@@ -269,6 +280,8 @@ class OnlineLearner:
 
     def _advance(self, state: KeyState, record: Record, now: float) -> list[Any]:
         model, x, y = state.model, record.x, record.y
+        if self.imputed:
+            x = with_imputed(x, self.imputed)
         if self.kind == "anomaly":
             y_pred = model.score_one(x)
         else:

@@ -10,7 +10,6 @@ pending prediction only makes its late label a rejected line, either way.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from riverflink.operators.learner import OnlineLearner
 from riverflink.operators.live_models import ROLLBACK_NOTES
@@ -39,7 +38,7 @@ class PlainKeys:
         clock=time.time,
     ):
         self.learner = learner
-        self.fields = replace(fields or Fields(), numeric_target=learner.kind == "regressor")
+        self.fields = learner.fields_for(fields)
         self.state_ttl = state_ttl
         self.clock = clock
         self.keys: dict = {}  # key_id -> KeyState

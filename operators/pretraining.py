@@ -29,8 +29,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from riverflink.operators.records import Fields, Rejected, parse_line
-from riverflink.state.spec import default_metric, model_kind, parse_metric, parse_model
+from riverflink.operators.records import Fields, Rejected, parse_line, with_imputed
+from riverflink.state.spec import (
+    default_metric,
+    imputed_features,
+    model_kind,
+    parse_metric,
+    parse_model,
+)
 
 __all__ = ["Pretraining"]
 
@@ -86,7 +92,10 @@ class Pretraining:
                 f"model spec {model_spec.strip()!r} is {_KIND_WORDS[self.kind]}, which learns "
                 "without labels; pretrain trains a classifier or a regressor"
             )
-        self.fields = replace(fields or Fields(), numeric_target=self.kind == "regressor")
+        self.imputed = imputed_features(self.model)
+        self.fields = replace(
+            fields or Fields(), numeric_target=self.kind == "regressor", imputed=self.imputed
+        )
         self.metric = parse_metric(default_metric(self.kind), self.model)
         self.group = group
         self.records = 0  # lines that are not blank
@@ -99,7 +108,7 @@ class Pretraining:
 
     def feed(self, lines: Iterable[bytes | str]) -> None:
         """Learn from ``lines`` (raw lines, bytes as read from a file), in order."""
-        fields, group, rejected = self.fields, self.group, self.rejected
+        fields, group, rejected, imputed = self.fields, self.group, self.rejected, self.imputed
         predict, learn, update = self.model.predict_one, self.model.learn_one, self.metric.update
         records = learned = scored = unlabeled = label_only = 0
         try:
@@ -118,6 +127,8 @@ class Pretraining:
                 if not x:
                     label_only += 1
                     continue
+                if imputed:
+                    x = with_imputed(x, imputed)
                 try:
                     y_pred = predict(x)
                 except Exception as exc:

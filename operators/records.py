@@ -26,6 +26,7 @@ __all__ = [
     "parse_line",
     "route_bucket",
     "spread_bucket",
+    "with_imputed",
     "RAW_LIMIT",
 ]
 
@@ -45,6 +46,7 @@ class Fields:
     features: tuple | None = None  # None: every other field, in input order
     numeric_target: bool = False  # regressors need a number as label
     schema: str | None = None  # --schema: a JSON Schema's text, every record must satisfy it
+    imputed: tuple = ()  # features the model's StatImputer fills in: null ones kept as None
 
 
 @dataclass
@@ -218,6 +220,10 @@ def _to_record(text: str, fields: Fields) -> Record:
                 f"feature {name!r} must be a number, string or boolean, not a JSON "
                 f"{'object' if cls is dict else 'list'}"
             )
+        elif fields.imputed and name in fields.imputed:
+            x[name] = None  # for the imputer, in its place
+    if fields.imputed and x and all(value is None for value in x.values()):
+        x = {}  # nulls only: no feature (a late label stays one)
     key_cls = key.__class__
     if key_cls is float:
         key_id = _decimal_text(text, fields.key)
@@ -226,6 +232,17 @@ def _to_record(text: str, fields: Fields) -> Record:
     else:
         key_id = json.dumps(key)
     return Record(key=key, key_id=key_id, id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT])
+
+
+def with_imputed(x: dict, imputed: tuple) -> dict:
+    """``x`` with each feature of ``imputed`` it lacks added as None, last, for the model's
+    StatImputer to fill in (null ones are None in their place already, see ``Fields``).
+
+    >>> with_imputed({"b": 1.0}, ("a", "b"))
+    {'b': 1.0, 'a': None}
+    """
+    missing = [name for name in imputed if name not in x]
+    return {**x, **dict.fromkeys(missing)} if missing else x
 
 
 def _decimal_text(text: str, key_field: str) -> str:

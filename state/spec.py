@@ -37,6 +37,7 @@ from river.utils import inspect as river_inspect
 __all__ = [
     "SpecError",
     "default_metric",
+    "imputed_features",
     "is_binary_detector",
     "model_kind",
     "parse_detector",
@@ -261,6 +262,37 @@ _KINDS = {
     "anomaly": river_inspect.isanomalydetector,
     "clusterer": river_inspect.isclusterer,
 }
+
+
+def imputed_features(model: Any) -> tuple:
+    """The features a ``preprocessing.StatImputer`` of the model fills in, in its order.
+
+    River's imputer fills a feature whose value is None, and needs the feature in the
+    record to do so, where riverflink drops missing and null features; the learner hands
+    these features to the model as None when a record lacks them.
+
+    >>> from river import linear_model, preprocessing, stats
+    >>> imputed_features(
+    ...     preprocessing.StatImputer(("a", stats.Mean()), ("b", 0.0))
+    ...     | linear_model.LinearRegression()
+    ... )
+    ('a', 'b')
+    """
+    from river import preprocessing
+
+    found: dict = {}
+    pending = [model]
+    while pending:
+        step = pending.pop(0)
+        if isinstance(step, preprocessing.StatImputer):
+            found.update(dict.fromkeys(step.stats))
+        elif isinstance(step, compose.Pipeline):
+            pending.extend(step.steps.values())
+        elif isinstance(step, compose.TransformerUnion):
+            pending.extend(step.transformers.values())
+        elif isinstance(step, compose.Grouper):
+            pending.append(step.transformer)
+    return tuple(found)
 
 
 def model_kind(model: Any) -> str:

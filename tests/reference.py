@@ -52,6 +52,8 @@ def reference_run(
     detector_spec: str | None = None,
     make_metric: Callable[[], Any] | None = None,
     pseudo_label: float | None = None,
+    make_feature_detector: Callable[[], Any] | None = None,
+    feature_detector_spec: str | None = None,
 ) -> dict:
     """Return ``{"predictions", "alerts", "outcomes", "rejected"}`` for records in input order.
 
@@ -81,6 +83,13 @@ def reference_run(
     ``pseudo_label=P`` (classifiers): a record with features, no label and no id is
     learned with its prediction as label when ``predict_proba_one`` gives that class at
     least ``P``; its prediction gets ``"pseudo": True``. No metric, no detector.
+
+    ``make_feature_detector`` (``--feature-drift``): each key keeps one detector per
+    feature with a number value (int or float, not bool), made at its first value and fed
+    the raw value of every record predicted, labeled or not, in record order. On drift,
+    right after the record's prediction: ``{"key", "id", "n", "detector", "action":
+    "alert", "feature"}`` (``detector``: ``feature_detector_spec``). The error-drift
+    alerts then say ``"feature": None``. Resets never touch these detectors.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -95,6 +104,7 @@ def reference_run(
     models: dict = {}
     detectors: dict = {}
     seen: dict = {}
+    watching: dict = {}  # (key slot, feature) -> feature drift detector
     waiting: dict = {}  # (key slot, id as JSON) -> (x, y_pred)
     predictions: list = []
     alerts: list = []
@@ -122,6 +132,8 @@ def reference_run(
                     "metric": _json_safe(scores[slot].get()),
                 }
             )
+            if make_feature_detector is not None:
+                alerts[-1]["feature"] = None
             if on_drift == "reset":
                 models[slot] = make_model()
 
@@ -164,6 +176,25 @@ def reference_run(
         predictions.append(
             {"key": k, "id": record_id, "y_pred": _json_safe(y_pred), "y_true": y, "n": n}
         )
+        if make_feature_detector is not None:
+            for name, value in x.items():
+                if type(value) not in (int, float):
+                    continue
+                watcher = watching.get((slot, name))
+                if watcher is None:
+                    watcher = watching[(slot, name)] = make_feature_detector()
+                watcher.update(value)
+                if watcher.drift_detected:
+                    alerts.append(
+                        {
+                            "key": k,
+                            "id": record_id,
+                            "n": n,
+                            "detector": feature_detector_spec or type(watcher).__name__,
+                            "action": "alert",
+                            "feature": name,
+                        }
+                    )
 
         if supervised:
             if y is not None:
