@@ -54,7 +54,8 @@ class KeyCurve:
     records: int = 0  # predictions made (n of the next record)
     scores: list = field(default_factory=list)  # (n, score) per labeled prediction
     pairs: list = field(default_factory=list)  # (n, y_true, y_pred) per labeled prediction
-    alerts: list = field(default_factory=list)  # n of each alert
+    alerts: list = field(default_factory=list)  # n of each alert of the error's drift
+    feature_alerts: dict = field(default_factory=dict)  # feature -> n of each of its alerts
     delayed: int = 0  # labels that came late (outcomes)
 
     @property
@@ -244,7 +245,12 @@ class OutputReader:
         for rows in self._held("alerts"):
             for row in rows:
                 counts["alerts"] += 1
-                curve(row["key"]).alerts.append(row["n"])
+                feature = row.get("feature")
+                if feature is None:
+                    curve(row["key"]).alerts.append(row["n"])
+                else:  # --feature-drift
+                    counts["feature_alerts"] += 1
+                    curve(row["key"]).feature_alerts.setdefault(feature, []).append(row["n"])
         rejected: Counter = Counter()
         for rows in self._held("rejected"):
             for row in rows:

@@ -2,8 +2,9 @@
 
 Draws, from an output directory, the prequential learning curve overall and for
 the busiest keys (rolling accuracy for classifiers, rolling absolute error for
-regressors, against ``n``) with drift alerts marked, and the rejected lines by
-reason. Writes PNG figures, or one self-contained HTML page embedding them, and
+regressors, against ``n``) with drift alerts marked (those of ``--feature-drift`` per
+feature, each in a colour of its own), and the rejected lines by reason. Writes PNG
+figures, or one self-contained HTML page embedding them, and
 prints the summary table.
 """
 
@@ -20,6 +21,30 @@ from riverflink.results.summary import readable_key, summary_table
 __all__ = ["figures", "write_report"]
 
 _ALERT_COLOR = "#d62728"
+#: Colours of the features whose drift alerts a figure marks, in order of the features' names.
+_FEATURE_COLORS = ("#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _feature_colors(curves) -> dict:
+    """Feature name -> colour, for every feature with a drift alert in ``curves``."""
+    names = sorted({name for c in curves for name in c.feature_alerts})
+    return {name: _FEATURE_COLORS[i % len(_FEATURE_COLORS)] for i, name in enumerate(names)}
+
+
+def _mark_feature_alerts(ax, by_feature: dict, colors: dict) -> None:
+    """Short ticks along the bottom of ``ax``, one row per feature: where each feature's
+    values drifted (``--feature-drift``)."""
+    for row, (name, ns) in enumerate(sorted(by_feature.items())):
+        ax.plot(
+            ns,
+            [0.05 + 0.05 * row] * len(ns),
+            "|",
+            color=colors[name],
+            markersize=10,
+            markeredgewidth=1.5,
+            transform=ax.get_xaxis_transform(),
+            label=f"feature {name!r} drifted ({len(ns)})",
+        )
 
 
 def _window(labeled: int) -> int:
@@ -85,6 +110,12 @@ def _overall_figure(summary: OutputSummary, plt):
             transform=ax.get_xaxis_transform(),
             label=f"drift alerts ({len(alert_ns)}), at the n of their key",
         )
+    colors = _feature_colors(summary.keys.values())
+    by_feature: dict = {}
+    for key_curve in summary.keys.values():
+        for name, ns in key_curve.feature_alerts.items():
+            by_feature.setdefault(name, []).extend(ns)
+    _mark_feature_alerts(ax, by_feature, colors)
     overall = summary.overall()
     title = f"Learning curve over {len(summary.keys):,} keys"
     if overall is not None:
@@ -110,6 +141,7 @@ def _keys_figure(summary: OutputSummary, plt, keys: int):
     fig, axes = plt.subplots(
         rows, cols, figsize=(9, 2.6 * rows), dpi=100, squeeze=False, sharex=False
     )
+    colors = _feature_colors(busiest)
     for ax, key_curve in zip(axes.flat, busiest):
         window = _window(key_curve.labeled)
         xs, ys = key_curve.rolling(window)
@@ -122,17 +154,20 @@ def _keys_figure(summary: OutputSummary, plt, keys: int):
                 linewidth=1,
                 label="drift alert" if i == 0 else None,
             )
+        _mark_feature_alerts(ax, key_curve.feature_alerts, colors)
         metric = key_curve.metric()
+        features = sum(len(ns) for ns in key_curve.feature_alerts.values())
         ax.set_title(
             f"key {readable_key(key_curve.key)[:30]}: {summary.metric_name} {metric:.3f}, "
-            f"{len(key_curve.alerts)} alerts",
+            f"{len(key_curve.alerts)} alerts"
+            + (f", {features} on features" if features else ""),
             fontsize=9,
         )
         ax.set_ylabel(_ylabel(summary, window), fontsize=8)
         if summary.task == "classification":
             ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        if key_curve.alerts:
+        if key_curve.alerts or key_curve.feature_alerts:
             ax.legend(fontsize=7, loc="lower left")
     for ax in list(axes.flat)[len(busiest) :]:
         ax.set_visible(False)

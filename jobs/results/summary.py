@@ -20,8 +20,9 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
     c = summary.counts
     lines = [
         f"riverflink output {summary.directory}: {c['predictions']:,} predictions, "
-        f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts, "
-        f"{c['rejected']:,} rejected; {_count(len(summary.keys), 'key')}",
+        f"{c['outcomes']:,} delayed labels learned, {c['alerts']:,} alerts"
+        + (f" ({c['feature_alerts']:,} on features), " if c["feature_alerts"] else ", ")
+        + f"{c['rejected']:,} rejected; {_count(len(summary.keys), 'key')}",
     ]
     name = summary.metric_name
     overall = summary.overall() if name else None
@@ -138,7 +139,8 @@ def run_summary(
     lines = [
         f"riverflink: {took}the output answers {done:,} input lines: "
         f"{c['predictions']:,} predictions, {c['outcomes']:,} delayed labels learned, "
-        f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts; "
+        f"{c['rejected']:,} rejected; {c['alerts']:,} drift alerts"
+        + (f" ({c['feature_alerts']:,} on features); " if c["feature_alerts"] else "; ")
         + (f"{c['pseudo']:,} pseudo-labels learned; " if c["pseudo"] else "")
         + f"{_count(len(summary.keys), 'key')}"
     ]

@@ -310,3 +310,36 @@ def test_summaries_show_long_keys_cut_short(tmp_path):
     for text in (run_summary(tmp_path), summary_table(read_output_dir(tmp_path))):
         assert "short" in text and "kkk..." in text
         assert max(len(line) for line in text.splitlines()) < SHOWN_KEY_CHARS + 120
+
+
+def test_feature_drift_alerts_are_counted_and_marked_per_feature(classified):
+    """--feature-drift alerts name their feature: the report marks each feature apart,
+    and error-drift alerts ("feature": null) stay the drift alerts they were."""
+    from riverflink.results.report import _keys_figure, _overall_figure, _pyplot
+
+    alert = {"detector": "drift.ADWIN()", "action": "alert"}
+    _write(
+        classified,
+        "alerts",
+        [
+            {"key": "a", "id": 1, "n": 0, **alert, "feature": "x1"},
+            {"key": "a", "id": 3, "n": 2, **alert, "feature": "x1"},
+            {"key": 7, "id": "t2", "n": 1, **alert, "feature": "x2"},
+            {"key": "a", "id": 4, "n": 3, **alert, "metric": 0.5, "feature": None},
+        ],
+        "part-b-1-0.jsonl",
+    )
+    summary = read_output_dir(classified)
+    assert (summary.counts["alerts"], summary.counts["feature_alerts"]) == (5, 3)
+    a, seven = summary.keys['"a"'], summary.keys["7"]
+    assert (a.alerts, a.feature_alerts) == ([1, 3], {"x1": [0, 2]})
+    assert (seven.alerts, seven.feature_alerts) == ([], {"x2": [1]})
+    assert "5 alerts (3 on features)" in summary_table(summary)
+
+    plt = _pyplot()
+    labels = _overall_figure(summary, plt).axes[0].get_legend_handles_labels()[1]
+    assert "feature 'x1' drifted (2)" in labels and "feature 'x2' drifted (1)" in labels
+    key_axes = _keys_figure(summary, plt, 2).axes
+    key_a = next(ax for ax in key_axes if ax.get_title().startswith('key "a"'))
+    assert key_a.get_title().endswith("2 alerts, 2 on features")
+    assert "feature 'x1' drifted (2)" in key_a.get_legend_handles_labels()[1]
