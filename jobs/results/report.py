@@ -159,8 +159,7 @@ def _keys_figure(summary: OutputSummary, plt, keys: int):
         features = sum(len(ns) for ns in key_curve.feature_alerts.values())
         ax.set_title(
             f"key {readable_key(key_curve.key)[:30]}: {summary.metric_name} {metric:.3f}, "
-            f"{len(key_curve.alerts)} alerts"
-            + (f", {features} on features" if features else ""),
+            f"{len(key_curve.alerts)} alerts" + (f", {features} on features" if features else ""),
             fontsize=9,
         )
         ax.set_ylabel(_ylabel(summary, window), fontsize=8)
