@@ -296,3 +296,30 @@ def test_stat_imputer_fills_in_missing_and_null_features():
     assert [r["error"] for r in out["rejected"]] == [
         "a label without features needs an id to find the prediction it labels"
     ]
+
+
+def test_the_readme_schema_and_imputer_spec_take_the_demo_records(tmp_path):
+    """The README's data-quality examples, as written there, on `make demo`'s records."""
+    import re
+    from pathlib import Path
+
+    from riverflink.cli.demo import generate
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Data quality") :]
+    schema = tmp_path / "demo-schema.yaml"
+    schema.write_text(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    spec = re.search(r"--model '([^']+)'", section.replace("\n", " ")).group(1)
+    source = tmp_path / "demo.jsonl"
+    generate(source)
+    out = _split(
+        list(
+            riverflink.replay(
+                [source.read_bytes()], model=spec, schema=str(schema), feature_drift="drift.ADWIN()"
+            )
+        )
+    )
+    assert len(out["prediction"]) == 8000
+    errors = [r["error"] for r in out["rejected"]]
+    assert len(errors) == 3 and 'schema: $: "key" is a required property' in errors
+    assert out["alert"] and all("feature" in a for a in out["alert"])  # s0's drift, named
