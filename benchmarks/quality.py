@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.throughput import generate
+from benchmarks.throughput import generate, steady_rate, watch_run
 
 DETECTOR = "drift.ADWIN()"
 #: The issue's goal: the schema costs at most this share of the job's throughput.
@@ -152,60 +151,6 @@ def report_in_process(rounds: list, chunk: int) -> dict:
 # -- the whole job ------------------------------------------------------------------------
 
 
-def _descendants(pid: int) -> list:
-    children: dict = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
-
-def _counts_dir(pid: int) -> str | None:
-    """The live-counts directory of the run ``pid``: its JVM and workers inherit it in
-    their environment (the client sets it in its own after it started)."""
-    from riverflink.operators.live_counts import ENV
-
-    wanted = f"{ENV}=".encode()
-    for p in _descendants(pid)[1:]:
-        try:
-            with open(f"/proc/{p}/environ", "rb") as fh:
-                for item in fh.read().split(b"\0"):
-                    if item.startswith(wanted):
-                        return item[len(wanted) :].decode()
-        except OSError:
-            continue
-    return None
-
-
-def _watch(proc: subprocess.Popen, samples: list) -> None:
-    """Append (time, lines) whenever the run's live line count changes, until it ends."""
-    from riverflink.operators.live_counts import read_live_counts
-
-    directory, last = None, 0
-    while proc.poll() is None:
-        if directory is None:
-            directory = _counts_dir(proc.pid)
-            time.sleep(0.2)
-            continue
-        counts = read_live_counts(directory)
-        lines = counts.get("lines", 0) if counts else 0
-        if lines > last:
-            samples.append((time.perf_counter(), lines))
-            last = lines
-        time.sleep(0.1)
-
-
 def run_job(work: Path, name: str, out: Path, extra: list) -> dict:
     """One whole run: its seconds, steady records/s (None if unknown) and output lines."""
     cmd = [sys.executable, "-m", "riverflink", "run", "--source", "in.jsonl"]
@@ -215,17 +160,14 @@ def run_job(work: Path, name: str, out: Path, extra: list) -> dict:
     proc = subprocess.Popen(
         cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    watcher = threading.Thread(target=_watch, args=(proc, samples), daemon=True)
+    watcher = threading.Thread(target=watch_run, args=(proc, samples, None, 0.1), daemon=True)
     watcher.start()
     _, err = proc.communicate()
     seconds = time.perf_counter() - started
     watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"riverflink run ({name}) failed ({proc.returncode}):\n{err[-2000:]}")
-    steady = None
-    if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
-        (t0, n0), (t1, n1) = samples[0], samples[-1]
-        steady = (n1 - n0) / (t1 - t0)
+    steady = steady_rate(samples)
     lines = {
         kind: sum(sum(1 for _ in open(p, "rb")) for p in (out / kind).glob("part*"))
         for kind in ("predictions", "alerts", "rejected")

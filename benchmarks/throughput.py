@@ -1,21 +1,52 @@
 """`make bench`: the job against a plain River loop, side by side, on the same data.
 
-    python -m benchmarks.throughput [--records 300000] [--keys 1000] [--seed 1] [--repeat 3]
+    python -m benchmarks.throughput [--records 1000000] [--keys 1000] [--seed 1]
+        [--repeat 3] [--full] [--skip noaccel,p2,...]
 
-Every figure is a whole process, start-up included (a user waits for that too),
-timed wall-clock. Each model runs in rounds (``--repeat``, `make bench` uses 3): the
-plain loop, then the job at parallelism 1 and 2, in turn. Seconds are medians over
-rounds; each ratio is taken within a round, then the median reported, so that a
-shared machine's drift over minutes cancels out. The memory high-water
-mark is the largest total RSS of the job's process tree (client, JVM, Python
-workers) while it ran. File runs use the job's default for files, ``--profile
-throughput``; one row shows ``--profile latency`` on the same file, and the last
-lines measure latency on a socket feed (``benchmarks.latency``) in both profiles.
+The data: ``generate()``'s records (10 numeric features, a boolean label), drift
+``none``, the default model. The runs, each a whole process timed from the moment it
+is started: the plain River loop (``benchmarks.plain_loop``), and the job file to file
+(``--profile throughput``, the default for files) at parallelism 1 and 2, each once
+with its start-up accelerators and once with ``RIVERFLINK_ACCELERATE=0`` (every one of
+them off; the output is the same). Each run gives:
+
+- **start-up**: from the command's start to its first prediction;
+- **steady** records/s: from the first to the last prediction;
+- the **whole run**: seconds to the process's exit, and records/s over them;
+- **peak RSS**: the largest total resident memory of the run's process tree (client,
+  JVM, Python workers; sampled every 0.2 s from /proc, shared pages counted once per
+  process).
+
+How the first and last prediction are seen. The plain loop prints them itself: its
+clock (``time.monotonic``, CLOCK_MONOTONIC, the same in every process) after it wrote
+its first prediction and after its last. The job writes its output files only when
+it commits them at the end, so its predictions are seen in the workers instead:
+``riverflink run`` hands its JVM and Python workers a directory
+(``operators/live_counts.py``) in which each subtask's worker rewrites its line
+counts every 0.5 s while they change and once more as it closes; this process finds
+that directory in the environment of the run's children and reads it every 0.05 s
+(:func:`watch_run`). Steady records/s are the lines counted between the first and the
+last change of the counts over the time between them. The first change comes up to
+0.5 s after the first prediction, with the lines of that half second already counted:
+start-up is the first change minus those lines' time at the steady rate (at most
+0.5 s plus one read). Every run must write one prediction a record.
+
+Rounds (``--repeat``; `make bench` uses 3) run every variant, the order rotated from
+round to round, after one untimed run of the job on 10,000 lines (files and caches
+read). Figures are medians over rounds (peak RSS: the largest); each ratio is taken
+within a round, then its median reported, so that a shared machine's drift over
+minutes cancels out. The ratios are printed against the goals of issue 26.
+
+``--full`` adds what takes longer: ``tree.HoeffdingTreeClassifier()`` (plain loop,
+parallelism 1 and 2, with accelerators), one run with ``--profile latency``, a
+checkpointed state of ``--state-keys`` keys, and latency on a socket feed
+(``benchmarks.latency``) in both profiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -27,11 +58,15 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LIGHT = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
 HEAVY = "tree.HoeffdingTreeClassifier()"
+NO_ACCEL = "RIVERFLINK_ACCELERATE=0"
+#: Seconds between reads of a run's live counts.
+POLL = 0.05
 
 
 def generate(path: Path, records: int, keys: int, features: int = 10, seed: int = 1) -> None:
@@ -46,10 +81,14 @@ def generate(path: Path, records: int, keys: int, features: int = 10, seed: int 
             fh.write(json.dumps({"key": f"k{k}", "id": i, **fields, "y": y}) + "\n")
 
 
-def _tree_rss(pid: int) -> int:
-    """Total RSS (bytes) of ``pid`` and its descendants, from /proc."""
+# -- watching a run: its process tree, memory and live counts -----------------------------
+
+
+def _processes() -> tuple:
+    """({ppid: [pid]}, {pid: RSS bytes}) of every process, from /proc."""
     children: dict = {}
     rss = {}
+    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -60,45 +99,124 @@ def _tree_rss(pid: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [pid]
+        rss[int(entry)] = pages * page
+    return children, rss
+
+
+def descendants(pid: int) -> list:
+    """``pid`` and every process under it."""
+    children, _ = _processes()
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        found.append(p)
         todo.extend(children.get(p, []))
-    return total
+    return found
 
 
-def timed(cmd: list, env: dict | None = None) -> tuple:
-    """(seconds, peak RSS bytes) of a command run to completion."""
-    started = time.perf_counter()
+def _tree_rss(pid: int) -> int:
+    """Total RSS (bytes) of ``pid`` and its descendants, from /proc."""
+    _, rss = _processes()
+    return sum(rss.get(p, 0) for p in descendants(pid))
+
+
+def counts_dir(pid: int) -> str | None:
+    """The live-counts directory of the run ``pid``: its JVM and workers inherit it in
+    their environment (the client sets it in its own after it started)."""
+    from riverflink.operators.live_counts import ENV
+
+    wanted = f"{ENV}=".encode()
+    for p in descendants(pid)[1:]:
+        try:
+            with open(f"/proc/{p}/environ", "rb") as fh:
+                for item in fh.read().split(b"\0"):
+                    if item.startswith(wanted):
+                        return item[len(wanted) :].decode()
+        except OSError:
+            continue
+    return None
+
+
+def watch_run(proc: subprocess.Popen, samples: list, peak: list | None = None, poll=POLL):
+    """Until ``proc`` ends: append ``(time.monotonic(), lines)`` to ``samples`` whenever
+    its workers' live line count changes; keep ``peak[0]`` the largest total RSS of its
+    process tree (read every 0.2 s), if ``peak`` is given."""
+    from riverflink.operators.live_counts import read_live_counts
+
+    directory, last, next_rss = None, 0, 0.0
+    while proc.poll() is None:
+        now = time.monotonic()
+        if peak is not None and now >= next_rss:
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            next_rss = now + 0.2
+        if directory is None:
+            directory = counts_dir(proc.pid)
+        else:
+            counts = read_live_counts(directory)
+            lines = counts.get("lines", 0) if counts else 0
+            if lines > last:
+                samples.append((time.monotonic(), lines))
+                last = lines
+        time.sleep(poll)
+
+
+def steady_rate(samples: list) -> float | None:
+    """Lines a second between the first and the last change of the live counts."""
+    if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+        return None
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / (t1 - t0)
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+def measure(cmd: list, env: dict | None = None, plain: bool = False) -> dict:
+    """One run to completion: its seconds, peak RSS bytes, start-up seconds (to the first
+    prediction) and steady records/s (None where unknown); ``plain``: the plain loop,
+    which prints its own first and last prediction's time (else the live counts)."""
+    from riverflink.operators.live_counts import INTERVAL
+
+    samples: list = []
+    peak = [0]
+    started = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    peak = [0]
-
-    def watch():
-        while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=watch_run, args=(proc, samples, peak), daemon=True)
     watcher.start()
     _, err = proc.communicate()
-    elapsed = time.perf_counter() - started
+    seconds = time.monotonic() - started
     watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-    return elapsed, peak[0]
+    run = {"seconds": seconds, "peak": peak[0], "startup": None, "steady": None}
+    if plain:  # the loop's own clock readings, its last line on stderr
+        stamps = json.loads(err.strip().splitlines()[-1])
+        run["startup"] = stamps["first"] - started
+        if stamps["predictions"] > 1 and stamps["last"] > stamps["first"]:
+            run["steady"] = (stamps["predictions"] - 1) / (stamps["last"] - stamps["first"])
+    elif samples:
+        run["steady"] = rate = steady_rate(samples)
+        first, lines = samples[0]
+        behind = min(lines / rate, INTERVAL + POLL) if rate else 0.0
+        run["startup"] = first - behind - started
+    return run
 
 
-def median_run(cmd: list, repeat: int, prepare=None) -> tuple:
-    runs = []
-    for _ in range(repeat):
-        if prepare:
-            prepare()
-        runs.append(timed(cmd, env=dict(os.environ, PYTHONPATH=str(REPO))))
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+@dataclass(frozen=True)
+class Variant:
+    parallelism: int  # 0: the plain loop
+    accelerate: bool = True
+
+    @property
+    def label(self) -> str:
+        if not self.parallelism:
+            return "plain River loop"
+        return f"riverflink p={self.parallelism}" + ("" if self.accelerate else f", {NO_ACCEL}")
+
+
+PLAIN = Variant(0)
 
 
 def job_cmd(source: Path, output: Path, spec: str, parallelism: int, *extra: str) -> list:
@@ -120,18 +238,120 @@ def job_cmd(source: Path, output: Path, spec: str, parallelism: int, *extra: str
     ]
 
 
-def run_job(label: str, source: Path, work: Path, spec: str, parallelism: int, repeat: int, *extra):
-    out = work / f"out-{label}-{parallelism}"
-    seconds, peak = median_run(
-        job_cmd(source, out, spec, parallelism, *extra),
-        repeat,
-        prepare=lambda: shutil.rmtree(out, True),
-    )
-    return seconds, peak, count_lines(out / "predictions")
-
-
 def count_lines(directory: Path) -> int:
     return sum(sum(1 for _ in open(p, "rb")) for p in directory.glob("part*"))
+
+
+def run_variant(variant: Variant, source: Path, work: Path, spec: str, *extra: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if not variant.parallelism:
+        out = work / "plain.jsonl"
+        cmd = [sys.executable, "-m", "benchmarks.plain_loop", str(source), str(out), spec]
+        return measure(cmd, env, plain=True)
+    if not variant.accelerate:
+        env["RIVERFLINK_ACCELERATE"] = "0"
+    out = work / f"out-p{variant.parallelism}"
+    shutil.rmtree(out, True)
+    run = measure(job_cmd(source, out, spec, variant.parallelism, *extra), env)
+    run["predictions"] = count_lines(out / "predictions")
+    return run
+
+
+# -- rounds and their report --------------------------------------------------------------
+
+
+def rounds_of(variants: list, repeat: int, source: Path, work: Path, spec: str, records: int):
+    """Per round, {variant: run}; every variant in each round, the order rotated."""
+    rounds = []
+    for round_ in range(repeat):
+        shift = round_ % len(variants)
+        order = variants[shift:] + variants[:shift]
+        runs = {}
+        for variant in order:
+            runs[variant] = run = run_variant(variant, source, work, spec)
+            lines = run.get("predictions", records)
+            assert lines == records, f"{variant.label}: {lines:,} predictions of {records:,}"
+        rounds.append(runs)
+        print(
+            f"  round {round_ + 1}: "
+            + "; ".join(
+                f"{v.label.replace('riverflink ', '').replace(NO_ACCEL, 'no accel')} "
+                f"{runs[v]['seconds']:.1f} s (first {runs[v]['startup']:.1f} s)"
+                for v in order
+            ),
+            flush=True,
+        )
+    return rounds
+
+
+def _median(rounds: list, variant: Variant, what: str):
+    values = [r[variant][what] for r in rounds if r[variant][what] is not None]
+    return statistics.median(values) if values else None
+
+
+def _ratio(rounds: list, a: Variant, b: Variant, what: str):
+    """Median over rounds of a's over b's records/s: ``what`` is "steady" or "whole"."""
+    values = []
+    for r in rounds:
+        if what == "whole":
+            values.append(r[b]["seconds"] / r[a]["seconds"])
+        elif r[a]["steady"] and r[b]["steady"]:
+            values.append(r[a]["steady"] / r[b]["steady"])
+    return statistics.median(values) if values else None
+
+
+def report_rows(rounds: list, variants: list, records: int) -> None:
+    for v in variants:
+        seconds, startup, steady = (_median(rounds, v, w) for w in ("seconds", "startup", "steady"))
+        report_row(v.label, seconds, max(r[v]["peak"] for r in rounds), startup, steady, records)
+
+
+def report_row(label, seconds, peak, startup, steady, records) -> None:
+    startup = f"{startup:.2f}" if startup is not None else "-"
+    steady = f"{steady:,.0f}" if steady else "-"
+    print(
+        f"{label:<42} {startup:>8} {steady:>9} {seconds:>8.1f} {records / seconds:>9,.0f}"
+        f" {peak / 2**20:>7,.0f}MB",
+        flush=True,
+    )
+
+
+def _verdict(value, goal: float, at_least: bool) -> str:
+    if value is None:
+        return "unknown"
+    return "met" if (value >= goal if at_least else value <= goal) else "NOT met"
+
+
+def report_goals(rounds: list, variants: list, goals: bool = True) -> None:
+    """The ratios (and start-ups) issue 26 sets goals for, with and without accelerators."""
+    print(f"{'ratios (median of the ratios within each round)':<58} {'value':>6}  goal")
+    for accelerate in (True, False):
+        p1, p2 = Variant(1, accelerate), Variant(2, accelerate)
+        tail = "" if accelerate else f", {NO_ACCEL}"
+        lines = []
+        if p1 in variants:
+            lines.append(
+                (f"p=1 / plain loop, steady rec/s{tail}", _ratio(rounds, p1, PLAIN, "steady"), 0.8)
+            )
+            lines.append(
+                (f"p=1 / plain loop, whole run{tail}", _ratio(rounds, p1, PLAIN, "whole"), 0.7)
+            )
+        if p1 in variants and p2 in variants:
+            lines.append((f"p=2 / p=1, whole run{tail}", _ratio(rounds, p2, p1, "whole"), 1.75))
+        for label, value, goal in lines:
+            shown = f"{value:6.2f}" if value is not None else f"{'-':>6}"
+            judged = f"  >= {goal:.2f}: {_verdict(value, goal, True)}" if goals else ""
+            print(f"  {label:<56} {shown}{judged}")
+    print(f"{'start-up to the first prediction (median)':<58} {'s':>6}")
+    for v in variants:
+        value = _median(rounds, v, "startup")
+        goal = None if not v.parallelism or not goals else (4.0 if v.accelerate else 8.0)
+        shown = f"{value:6.2f}" if value is not None else f"{'-':>6}"
+        judged = f"  <= {goal:.0f} s: {_verdict(value, goal, False)}" if goal else ""
+        print(f"  {v.label:<56} {shown}{judged}")
+
+
+# -- --full: state and latency ------------------------------------------------------------
 
 
 def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
@@ -155,7 +375,7 @@ def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
         "--profile",
         profile,
     )
-    elapsed, peak = timed(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    elapsed = measure(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))["seconds"]
     pattern = re.compile(
         r"Completed checkpoint (\d+) for job \w+ \((\d+) bytes, "
         r"checkpointDuration=(\d+) ms"
@@ -184,20 +404,26 @@ def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument(
         "--seed", type=int, default=1, help="of the generated data (another seed: other data)"
     )
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--full", action="store_true", help="also the Hoeffding tree, state and latency"
+    )
     parser.add_argument("--state-keys", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=2000, help="socket feed, records/s")
     parser.add_argument("--feed-seconds", type=float, default=20.0)
-    parser.add_argument("--skip", default="", help="comma list: light,heavy,p2,state,latency")
+    parser.add_argument(
+        "--skip", default="", help="comma list: noaccel,p2 (and with --full: heavy,state,latency)"
+    )
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    if not args.full:
+        skip |= {"heavy", "state", "latency"}
 
-    import apache_beam  # noqa: F401 - version report only
     import river
     from pyflink.version import __version__ as flink_version
 
@@ -207,72 +433,52 @@ def main(argv=None) -> int:
     generate(source, args.records, args.keys, seed=args.seed)
     print(
         f"riverflink benchmark: {args.records:,} records, {args.keys:,} keys, 10 features, "
-        f"drift none, data seed {args.seed}; plain loop and job in turn, {args.repeat} "
-        "round(s): medians, ratios taken round by round"
+        f"drift none, data seed {args.seed}; {args.repeat} round(s) of every run, the order "
+        "rotated: medians over rounds, ratios taken within a round"
     )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, apache-flink {flink_version}, river {river.__version__}"
     )
-    print(f"{'run':<44} {'seconds':>8} {'rec/s':>9} {'ratio':>6} {'peak RSS':>9}")
+    # Untimed: files and caches read once, by a job and by the plain loop.
+    warm = work / "warm-up.jsonl"
+    with open(source, "rb") as fh, open(warm, "wb") as out:
+        out.writelines(itertools.islice(fh, 10_000))
+    run_variant(PLAIN, warm, work, LIGHT)
+    run_variant(Variant(1), warm, work, LIGHT)
 
-    def report(name, seconds, peak, base=None, ratio=None):
-        rate = args.records / seconds
-        if ratio is None:
-            ratio = rate / base if base else 1.0
-        ratio = f"{ratio:.2f}"
-        print(
-            f"{name:<44} {seconds:>8.1f} {rate:>9,.0f} {ratio:>6} {peak / 2**20:>7.0f}MB",
-            flush=True,
-        )
-        return rate
-
-    models = [("light", LIGHT)] + ([] if "heavy" in skip else [("heavy", HEAVY)])
-    for label, spec in models:
-        if label in skip:
-            continue
-        # Rounds of plain loop, p=1, p=2 in turn: each ratio compares runs a minute apart,
-        # so the machine's drift (on shared VMs, tens of percent within minutes) cancels.
-        parallelisms = (1,) if "p2" in skip else (1, 2)
-        plain_out = work / "plain.jsonl"
-        plain_cmd = [sys.executable, "-m", "benchmarks.plain_loop", str(source), str(plain_out)]
-        rounds = []
-        for _ in range(args.repeat):
-            seconds, peak = median_run([*plain_cmd, spec], 1)
-            runs = {0: (seconds, peak)}
-            for parallelism in parallelisms:
-                seconds, peak, lines = run_job(label, source, work, spec, parallelism, 1)
-                assert lines == args.records, f"lost predictions: {lines:,} of {args.records:,}"
-                runs[parallelism] = (seconds, peak)
-            rounds.append(runs)
-
-        def median(parallelism, index=0, of=rounds):
-            return statistics.median(r[parallelism][index] for r in of)
-
-        def median_ratio(a, b, of=rounds):  # records/s of a over b, round by round
-            return statistics.median(r[b][0] / r[a][0] for r in of)
-
-        base = report(f"plain River loop, {label}", median(0), max(r[0][1] for r in rounds))
-        for parallelism in parallelisms:
-            seconds, peak = median(parallelism), max(r[parallelism][1] for r in rounds)
-            report(
-                f"riverflink p={parallelism}, {label}",
-                seconds,
-                peak,
-                base,
-                ratio=median_ratio(parallelism, 0),
+    parallelisms = (1,) if "p2" in skip else (1, 2)
+    light = [PLAIN] + [
+        Variant(p, accelerate)
+        for p in parallelisms
+        for accelerate in ((True,) if "noaccel" in skip else (True, False))
+    ]
+    models = [("default model", LIGHT, light)]
+    if "heavy" not in skip:
+        models.append((HEAVY, HEAVY, [PLAIN] + [Variant(p) for p in parallelisms]))
+    head = f"{'run':<42} {'start-up':>8} {'steady':>9} {'whole':>8} {'whole':>9} {'peak':>9}"
+    units = f"{'':<42} {'s':>8} {'rec/s':>9} {'s':>8} {'rec/s':>9} {'RSS':>9}"
+    for label, spec, variants in models:
+        print(f"\n{label}: {spec}")
+        rounds = rounds_of(variants, args.repeat, source, work, spec, args.records)
+        print(head)
+        print(units)
+        report_rows(rounds, variants, args.records)
+        if spec == LIGHT and "latency" not in skip:
+            run = run_variant(Variant(1), source, work, spec, "--profile", "latency")
+            assert run["predictions"] == args.records, "--profile latency: predictions lost"
+            report_row(
+                "riverflink p=1, --profile latency (1 run)",
+                run["seconds"],
+                run["peak"],
+                run["startup"],
+                run["steady"],
+                args.records,
             )
-        if len(parallelisms) == 2:
-            print(f"{'  p=2 / p=1':<44} {median_ratio(2, 1):>25.2f}")
-        if label == "light" and "latency" not in skip:
-            seconds, peak, lines = run_job(
-                "light-latency", source, work, spec, 1, 1, "--profile", "latency"
-            )
-            assert lines == args.records, f"lost predictions: {lines:,} of {args.records:,}"
-            report("riverflink p=1, light, --profile latency (1 run)", seconds, peak, base)
+        report_goals(rounds, variants, goals=spec == LIGHT)
     if "state" not in skip:
         print(
-            f"state of {args.state_keys:,} keys (default model, {2 * args.state_keys:,} "
+            f"\nstate of {args.state_keys:,} keys (default model, {2 * args.state_keys:,} "
             "records, a checkpoint every 2 s; durations of checkpoints taken mid-stream):"
         )
         for profile in ("latency", "throughput"):
