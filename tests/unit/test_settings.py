@@ -391,10 +391,13 @@ source: data/in.jsonl
 output: out
 checkpoint-dir: ckpt
 restore: latest
+schema: data/schema.yaml
+feature-drift: drift.PageHinkley()
 """,
     )
     (job.parent / "data").mkdir()
     (job.parent / "data" / "in.jsonl").write_text("")
+    (job.parent / "data" / "schema.yaml").write_text("type: object\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -404,6 +407,8 @@ restore: latest
     assert Path(s.source).resolve() == base / "data" / "in.jsonl"
     assert Path(s.output).resolve() == base / "out"
     assert Path(s.checkpoint_dir).resolve() == base / "ckpt"
+    assert Path(s.schema).resolve() == base / "data" / "schema.yaml"
+    assert s.feature_drift == "drift.PageHinkley()"
     assert s.restore == "latest"
 
 
