@@ -103,9 +103,10 @@ def _processes() -> tuple:
     return children, rss
 
 
-def descendants(pid: int) -> list:
-    """``pid`` and every process under it."""
-    children, _ = _processes()
+def descendants(pid: int, children: dict | None = None) -> list:
+    """``pid`` and every process under it (``children``: from :func:`_processes`)."""
+    if children is None:
+        children, _ = _processes()
     found, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -116,8 +117,8 @@ def descendants(pid: int) -> list:
 
 def _tree_rss(pid: int) -> int:
     """Total RSS (bytes) of ``pid`` and its descendants, from /proc."""
-    _, rss = _processes()
-    return sum(rss.get(p, 0) for p in descendants(pid))
+    children, rss = _processes()  # one scan of /proc
+    return sum(rss.get(p, 0) for p in descendants(pid, children))
 
 
 def counts_dir(pid: int) -> str | None:
@@ -137,21 +138,29 @@ def counts_dir(pid: int) -> str | None:
     return None
 
 
-def watch_run(proc: subprocess.Popen, samples: list, peak: list | None = None, poll=POLL):
-    """Until ``proc`` ends: append ``(time.monotonic(), lines)`` to ``samples`` whenever
-    its workers' live line count changes; keep ``peak[0]`` the largest total RSS of its
-    process tree (read every 0.2 s), if ``peak`` is given."""
+def watch_run(
+    proc: subprocess.Popen, samples: list, peak: list | None = None, poll=POLL, late=None
+):
+    """Until ``proc`` ends: append ``(time.monotonic(), lines)`` to ``samples`` (unless
+    None) whenever its workers' live line count changes; keep ``peak[0]`` the largest
+    total RSS of its process tree (read every 0.2 s), if ``peak`` is given. ``late`` (a
+    list) gets True if the counts directory was found only after lines had been counted
+    in it (then the first sample is not the first change)."""
     from riverflink.operators.live_counts import read_live_counts
 
-    directory, last, next_rss = None, 0, 0.0
+    directory, last, next_rss, next_look = None, 0, 0.0, 0.0
     while proc.poll() is None:
         now = time.monotonic()
         if peak is not None and now >= next_rss:
             peak[0] = max(peak[0], _tree_rss(proc.pid))
             next_rss = now + 0.2
-        if directory is None:
-            directory = counts_dir(proc.pid)
-        else:
+        if directory is None and samples is not None and now >= next_look:
+            directory = counts_dir(proc.pid)  # a scan of /proc: every 0.2 s at most
+            next_look = now + 0.2
+            if directory is not None and late is not None:
+                counts = read_live_counts(directory)
+                late.append(bool(counts and counts.get("lines")))
+        if directory is not None:
             counts = read_live_counts(directory)
             lines = counts.get("lines", 0) if counts else 0
             if lines > last:
@@ -183,7 +192,10 @@ def measure(cmd: list, env: dict | None = None, plain: bool = False) -> dict:
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    watcher = threading.Thread(target=watch_run, args=(proc, samples, peak), daemon=True)
+    late: list = []
+    watcher = threading.Thread(
+        target=watch_run, args=(proc, None if plain else samples, peak, POLL, late), daemon=True
+    )
     watcher.start()
     _, err = proc.communicate()
     seconds = time.monotonic() - started
@@ -200,7 +212,8 @@ def measure(cmd: list, env: dict | None = None, plain: bool = False) -> dict:
         run["steady"] = rate = steady_rate(samples)
         first, lines = samples[0]
         behind = min(lines / rate, INTERVAL + POLL) if rate else 0.0
-        run["startup"] = first - behind - started
+        if not any(late):  # else the first change was missed: start-up unknown
+            run["startup"] = first - behind - started
     return run
 
 
@@ -276,7 +289,9 @@ def rounds_of(variants: list, repeat: int, source: Path, work: Path, spec: str, 
             f"  round {round_ + 1}: "
             + "; ".join(
                 f"{v.label.replace('riverflink ', '').replace(NO_ACCEL, 'no accel')} "
-                f"{runs[v]['seconds']:.1f} s (first {runs[v]['startup']:.1f} s)"
+                f"{runs[v]['seconds']:.1f} s (first "
+                + ("?" if runs[v]["startup"] is None else f"{runs[v]['startup']:.1f}")
+                + " s)"
                 for v in order
             ),
             flush=True,
