@@ -29,13 +29,15 @@ that directory in the environment of the run's children and reads it every 0.05 
 last change of the counts over the time between them. The first change comes up to
 0.5 s after the first prediction, with the lines of that half second already counted:
 start-up is the first change minus those lines' time at the steady rate (at most
-0.5 s plus one read). Every run must write one prediction a record.
+0.5 s plus one read; unknown if the directory was found only after lines were
+counted in it). Watching a job costs this process about 2% of a core. Every run must
+write one prediction a record.
 
 Rounds (``--repeat``; `make bench` uses 3) run every variant, the order rotated from
-round to round, after one untimed run of the job on 10,000 lines (files and caches
-read). Figures are medians over rounds (peak RSS: the largest); each ratio is taken
-within a round, then its median reported, so that a shared machine's drift over
-minutes cancels out. The ratios are printed against the goals of issue 26.
+round to round, after one untimed run of the plain loop and of the job on 10,000 lines
+(files and caches read). Figures are medians over rounds (peak RSS: the largest);
+each ratio is taken within a round, then its median reported, so that a shared
+machine's drift over minutes cancels out. The ratios are printed against the goals of issue 26.
 
 ``--full`` adds what takes longer: ``tree.HoeffdingTreeClassifier()`` (plain loop,
 parallelism 1 and 2, with accelerators), one run with ``--profile latency``, a
