@@ -30,7 +30,7 @@ from riverflink.operators.live_models import (
     WRITE_ON_EVICTION,
     LiveModels,
 )
-from riverflink.operators.records import Fields, Rejected, parse_line
+from riverflink.operators.records import Fields, Record, Rejected, parse_line
 from riverflink.operators.results import (
     DEFAULT_LABEL_TTL,
     DriftAlert,
@@ -183,8 +183,8 @@ class LearnPerKey(KeyedProcessFunction):
         # that only builds the job never needs it (it takes about 1 s to import).
         from riverflink.operators.learner import OnlineLearner
 
-        if self.on_open is not None:
-            self.on_open()  # the job's worker set-up (riverflink.accel.worker)
+        # The job's worker set-up (riverflink.accel.worker), and what it offers the operator.
+        offered = (self.on_open() if self.on_open is not None else None) or {}
         self.learner = OnlineLearner(
             model_spec=self.model_spec,
             drift_spec=self.drift_spec,
@@ -215,6 +215,7 @@ class LearnPerKey(KeyedProcessFunction):
             writes=self.writes,
             restored=self.restoring or runtime_context.get_attempt_number() > 0,
             any_spec=self.learner.starts_from_files,
+            read_many=offered.get("read_many"),
         )
         self._seen = 0
         self._fail_after, self._fail_marker = _injected_failure()
@@ -262,12 +263,20 @@ class LearnPerKey(KeyedProcessFunction):
         timings = [0] * (len(TIME_BUCKETS_US) + 1)  # records per time bucket
         total_us = 0.0
         clock = time.perf_counter
+        fields = self.fields
+        parsed = []  # (line, record, seconds to parse it)
         for line in _lines(value):
             started = clock()
-            if self._line(line, bucket, now, out, touched, timers, counts):
-                took = (clock() - started) * 1e6
+            parsed.append((line, parse_line(line, fields), clock() - started))
+        # Every key of the element that must come from Flink state, read in one go.
+        self.models.prefetch([r.key_id for _, r, _ in parsed if r.__class__ is Record])
+        for line, record, parsing in parsed:
+            started = clock()
+            if self._line(line, record, bucket, now, out, touched, timers, counts):
+                took = (clock() - started + parsing) * 1e6
                 timings[bisect_left(TIME_BUCKETS_US, took)] += 1
                 total_us += took
+        self.models.prefetched = {}
         self._flush(touched, timers, ctx, counts)
         cumulative = 0
         for counter, count in zip(self.time_counters, timings):
@@ -294,10 +303,10 @@ class LearnPerKey(KeyedProcessFunction):
         if out[Rejected]:
             yield REJECTED, "\n".join(out[Rejected])
 
-    def _line(self, line, bucket, now, out, touched, timers, counts) -> bool:
-        """One input line through the learner; False for a blank line (skipped)."""
+    def _line(self, line, record, bucket, now, out, touched, timers, counts) -> bool:
+        """One input line (and what ``parse_line`` made of it) through the learner; False
+        for a blank line (skipped)."""
         tag = self.tag_outputs
-        record = parse_line(line, self.fields)
         if record is None:
             return False
         counts["lines"] += 1

@@ -38,6 +38,9 @@ WRITE_AT_CHECKPOINTS = "checkpoint"
 WRITE_ON_EVICTION = "eviction"
 
 
+_UNREAD = object()  # a key not read ahead
+
+
 def _canonical(spec: str) -> str:
     """Specs that differ only in spacing are the same spec."""
     try:
@@ -54,6 +57,10 @@ class LiveModels:
     otherwise a key never seen here is new, and its read is skipped. ``any_spec``:
     keep a restored key whatever model it was learned with (new keys start from init
     models); otherwise a key learned with another ``--model`` stops the job.
+
+    ``read_many``: ``(state, key_ids) -> {key_id: value or None}``, reading many keys of
+    the current bucket at once (the worker's ``riverflink.accel.state_prefetch``), used by
+    :meth:`prefetch`; without it each key is read when its record comes.
     """
 
     def __init__(
@@ -67,8 +74,13 @@ class LiveModels:
         writes: str = WRITE_EACH_ELEMENT,
         restored: bool = True,
         any_spec: bool = False,
+        read_many=None,
     ):
         self.state = state
+        self.read_many = read_many
+        # Keys of the current element read ahead by ``prefetch``: each is used once, by the
+        # key's first lookup in this element, and all are dropped as the element ends.
+        self.prefetched: dict = {}
         self.any_spec = any_spec  # new keys start from init models: a restore keeps every key
         self.model_spec = model_spec
         self.routing = routing
@@ -126,8 +138,27 @@ class LiveModels:
                     "model could be split. Please report this line.",
                 )
             if self.restored or key_id in self.evicted:
-                key_state = self.check_spec(self.state.get(key_id), record.key)
+                stored = self.prefetched.pop(key_id, _UNREAD)
+                if stored is _UNREAD:
+                    stored = self.state.get(key_id)
+                key_state = self.check_spec(stored, record.key)
         return self.unexpired(key_state, now)
+
+    def prefetch(self, key_ids) -> None:
+        """Read ahead, all at once, the keys of an element (the current bucket's lines) that
+        are not live and may be in Flink state, instead of one round trip per record.
+
+        Flink state holds exactly what a read at each key's first record would find: the
+        element writes a key only after its first lookup (which takes the read-ahead value
+        out) or as it leaves ``live`` (a live key is never read ahead).
+        """
+        self.prefetched = {}
+        if self.read_many is None:
+            return
+        restored, live, evicted = self.restored, self.live, self.evicted
+        cold = [k for k in dict.fromkeys(key_ids) if k not in live and (restored or k in evicted)]
+        if len(cold) > 1:
+            self.prefetched = self.read_many(self.state, cold)
 
     def load(self, key_id: str, now: float):
         """A key's current state, from ``live`` or Flink (None for a gone key)."""
@@ -179,6 +210,7 @@ class LiveModels:
     def enter(self, bucket) -> None:
         """Flink's current key is now ``bucket``: write its keys that wait for that."""
         self._bucket = bucket
+        self.prefetched = {}
         waiting = self._unwritten.pop(bucket, None)
         if waiting:
             for key_id, key_state in waiting.items():

@@ -22,6 +22,7 @@ gRPC on loopback          ``RIVERFLINK_LOOPBACK``       :mod:`riverflink.accel.l
 lean client imports       ``RIVERFLINK_LEAN_IMPORTS``   :mod:`riverflink.accel.lean_imports`
 pipelined state commit    ``RIVERFLINK_STATE_COMMIT``   :mod:`riverflink.accel.state_commit`
 state-sampler cap         ``RIVERFLINK_SAMPLER``        :mod:`riverflink.accel.sampler`
+batched cold-key reads    ``RIVERFLINK_PREFETCH``       :mod:`riverflink.accel.state_prefetch`
 ========================  ============================  =====================================
 
 The switches are read from the environment of the process that uses the accelerator;
@@ -48,6 +49,7 @@ SWITCHES = {
     "lean_imports": "RIVERFLINK_LEAN_IMPORTS",
     "state_commit": "RIVERFLINK_STATE_COMMIT",
     "sampler": "RIVERFLINK_SAMPLER",
+    "prefetch": "RIVERFLINK_PREFETCH",
 }
 
 _OFF_VALUES = ("0", "false", "no", "off")

@@ -13,12 +13,15 @@ import os
 from riverflink.accel import SWITCHES, enabled
 from riverflink.accel.sampler import shorten_sampling
 from riverflink.accel.state_commit import pipeline_commits
+from riverflink.accel.state_prefetch import reader
 
 __all__ = ["worker_setup", "worker_setup_for_job"]
 
 
-def worker_setup(off: frozenset = frozenset()) -> None:
-    """Patches for a Python worker, run by the learning operator as it opens.
+def worker_setup(off: frozenset = frozenset()) -> dict:
+    """Patches for a Python worker, run by the learning operator as it opens; returns
+    what the operator may use: ``read_many`` (see ``riverflink.accel.state_prefetch``), or
+    None where that accelerator is off.
 
     ``off``: the accelerators switched off where the job was built. A cluster's workers
     do not share the environment of the client that submitted the job, so the client's
@@ -28,6 +31,7 @@ def worker_setup(off: frozenset = frozenset()) -> None:
         os.environ[SWITCHES[name]] = "0"
     pipeline_commits()
     shorten_sampling()
+    return {"read_many": reader()}
 
 
 def worker_setup_for_job():

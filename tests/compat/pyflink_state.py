@@ -28,16 +28,18 @@ _END = object()
 class StateService:
     """Stands in for Beam's ``BeamFnStateStub``: the JVM's state service.
 
-    It answers only once no new request has come for ``quiet`` seconds, then all
-    unanswered requests (``gap`` seconds apart; last first if ``reverse``), so a caller
+    It answers (``answer``: request -> response; by default an empty one) only once no
+    new request has come for ``quiet`` seconds, then all unanswered requests (``gap``
+    seconds apart; last first if ``reverse``), so a caller
     that waits for each answer before its next request sends one at a time, and one that
     sends first and waits after has them all in flight together. It records every request
     in order (:attr:`received`), the most it held unanswered at once
     (:attr:`most_in_flight`) and how many it has answered (:attr:`answered`).
     """
 
-    def __init__(self, quiet: float = 0.1, *, gap: float = 0.0, reverse: bool = False):
+    def __init__(self, quiet: float = 0.1, *, gap: float = 0.0, reverse: bool = False, answer=None):
         self.quiet = quiet
+        self.answer = answer or _answer  # request -> StateResponse
         self.gap = gap
         self.reverse = reverse
         self.received: list = []
@@ -65,7 +67,7 @@ class StateService:
                         if i and self.gap:
                             time.sleep(self.gap)
                         self.answered += 1
-                        yield _answer(unanswered)
+                        yield self.answer(unanswered)
                     pending = []
                     continue
                 if request is _END:

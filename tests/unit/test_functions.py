@@ -120,7 +120,18 @@ def _element(lines: list, framing: str):
     return b"\n".join(line.encode("utf-8") for line in lines) if framing == "bytes" else lines
 
 
-def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREAD, framing="list"):
+def _run(
+    lines,
+    *,
+    writes,
+    live_keys=1000,
+    batch=7,
+    on_batch=None,
+    routing=SPREAD,
+    framing="list",
+    on_open=None,
+    restoring=False,
+):
     function = LearnPerKey(
         routing=routing,
         fields=Fields(),
@@ -128,8 +139,9 @@ def _run(lines, *, writes, live_keys=1000, batch=7, on_batch=None, routing=SPREA
         drift_spec="none",
         on_drift="alert",
         live_keys=live_keys,
-        restoring=False,
+        restoring=restoring,
         writes=writes,
+        on_open=on_open,
     )
     context = _Context()
     function.open(context)
@@ -220,6 +232,62 @@ def test_keys_leaving_memory_are_written_and_read_back(writes):
     assert state.writes > 0
     for bucket, key_ids in written.items():  # each key under its own routing bucket
         assert all(_bucket(key_id) == bucket for key_id in key_ids)
+
+
+class _ReadAhead:
+    """A worker set-up offering ``read_many`` over the fake state, recording each batch and
+    checking that every key read ahead is then used with exactly what Flink held."""
+
+    def __init__(self):
+        self.batches: list = []
+
+    def __call__(self):
+        return {"read_many": self.read_many}
+
+    def read_many(self, state, key_ids):
+        self.batches.append(list(key_ids))
+        return {key_id: state.get(key_id) for key_id in key_ids}
+
+
+@pytest.mark.parametrize("restoring", [False, True])
+@pytest.mark.parametrize("writes", [WRITE_EACH_ELEMENT, WRITE_ON_EVICTION, WRITE_AT_CHECKPOINTS])
+def test_cold_keys_read_ahead_per_element_give_rivers_predictions(writes, restoring):
+    """Keys leaving memory and coming back, several per element: read in one batch per
+    element, and the predictions (rollbacks included) are River's."""
+    records, lines = _records(keys=40)
+    reader = _ReadAhead()
+    predictions, rejected, state, function = _run(
+        lines, writes=writes, live_keys=5, batch=60, on_open=reader, restoring=restoring
+    )
+    assert _sorted(predictions) == _expected(records)
+    assert len(rejected) == len(lines) - len(records)
+    assert max(map(len, reader.batches)) > 2
+    assert all(len(set(batch)) == len(batch) for batch in reader.batches)
+    assert sum(map(len, reader.batches)) > len(records) // 10
+    assert function.models.prefetched == {}
+
+
+def test_a_key_read_ahead_and_written_in_the_same_element_is_read_again_from_state():
+    """Keys of one bucket read ahead, learned, pushed out of memory and seen again in the
+    same element: each later record finds the model the earlier one left, not the value
+    read ahead."""
+    import random
+
+    target = _bucket(json.dumps("u0"))
+    same = [k for k in (f"u{i}" for i in range(5000)) if _bucket(json.dumps(k)) == target][:3]
+    rng = random.Random(5)
+    records = []
+    for i in range(300):
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(3)}
+        records.append({"key": same[i % 3], "id": i, **x, "y": x["f0"] > x["f1"]})
+    lines = [json.dumps(r) for r in records]
+    reader = _ReadAhead()
+    predictions, _, _, _ = _run(
+        lines, writes=WRITE_EACH_ELEMENT, live_keys=1, batch=30, on_open=reader, restoring=True
+    )
+    assert _sorted(predictions) == _expected(records)
+    # every element: the two keys not live (the last one of the element before stays live)
+    assert len(reader.batches) == 10 and all(len(b) == 2 for b in reader.batches[1:])
 
 
 def _bucket(key_id: str, routing: str = SPREAD) -> int:
