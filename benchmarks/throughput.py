@@ -212,6 +212,9 @@ def measure(cmd: list, env: dict | None = None, plain: bool = False) -> dict:
             run["steady"] = (stamps["predictions"] - 1) / (stamps["last"] - stamps["first"])
     elif samples:
         run["steady"] = rate = steady_rate(samples)
+        # The longest wait between two changes of the counts (rewritten every 0.5 s while
+        # they change): how long the stream stood still at worst.
+        run["longest_pause"] = max((b[0] - a[0] for a, b in zip(samples, samples[1:])), default=0)
         first, lines = samples[0]
         behind = min(lines / rate, INTERVAL + POLL) if rate else 0.0
         if not any(late):  # else the first change was missed: start-up unknown
@@ -371,6 +374,22 @@ def report_goals(rounds: list, variants: list, goals: bool = True) -> None:
 # -- --full: state and latency ------------------------------------------------------------
 
 
+def completed_checkpoints(log_dir: Path | None = None) -> list:
+    """``(id, bytes, duration ms)`` of every checkpoint the last local run completed, in
+    order, from Flink's log (rewritten by every local run)."""
+    if log_dir is None:
+        log_dir = Path(__import__("pyflink").__file__).parent / "log"
+    pattern = re.compile(
+        r"Completed checkpoint (\d+) for job \w+ \((\d+) bytes, "
+        r"checkpointDuration=(\d+) ms"
+    )
+    found = []
+    for log in log_dir.glob("*python*.log"):
+        with open(log, errors="replace") as fh:
+            found += [tuple(map(int, m.groups())) for m in pattern.finditer(fh.read())]
+    return sorted(found)
+
+
 def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
     """Run a 100k-key stream with checkpoints; read sizes and durations from Flink's log."""
     source = work / f"keys-{keys}.jsonl"
@@ -379,7 +398,6 @@ def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
     ckpt, out = work / "ckpt", work / "out-ckpt"
     shutil.rmtree(ckpt, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
-    log_dir = Path(__import__("pyflink").__file__).parent / "log"
     cmd = job_cmd(
         source,
         out,
@@ -393,17 +411,9 @@ def checkpoint_stats(work: Path, keys: int, profile: str) -> dict:
         profile,
     )
     elapsed = measure(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))["seconds"]
-    pattern = re.compile(
-        r"Completed checkpoint (\d+) for job \w+ \((\d+) bytes, "
-        r"checkpointDuration=(\d+) ms"
-    )
-    found = []
-    for log in log_dir.glob("*python*.log"):  # rewritten by every local run
-        with open(log, errors="replace") as fh:
-            found += [tuple(map(int, m.groups())) for m in pattern.finditer(fh.read())]
+    found = completed_checkpoints()
     if not found:
         return {"keys": keys, "seconds": elapsed}
-    found.sort()
     # The last checkpoint is taken after the input ended (everything already processed);
     # the ones before it were taken while records streamed through.
     during = found[:-1] or found

@@ -102,6 +102,10 @@ def _injected_failure():
     return int(after), marker
 
 
+def _nothing() -> None:
+    pass
+
+
 def _lines(value) -> list:
     """The lines of one element: bytes joined by newlines (the Java router), or one line
     (``str``) or a list of lines (SQL routing)."""
@@ -127,7 +131,9 @@ class LearnPerKey(KeyedProcessFunction):
     the state the models live in, and every key new to this instance is checked against it.
 
     ``on_open``: a picklable function of no arguments, called in the worker as the
-    operator opens, before anything else (the job's worker set-up).
+    operator opens, before anything else (the job's worker set-up). It may return a dict
+    of what it offers: ``read_many`` (see ``LiveModels``) and ``after_element`` (called
+    after each element).
 
     ``joined``: an element's output lines of each kind leave as one string, joined by
     newlines (fewer, larger elements, for riverflink's own sinks); otherwise one each.
@@ -217,6 +223,7 @@ class LearnPerKey(KeyedProcessFunction):
             any_spec=self.learner.starts_from_files,
             read_many=offered.get("read_many"),
         )
+        self._after_element = offered.get("after_element") or _nothing
         self._seen = 0
         self._fail_after, self._fail_marker = _injected_failure()
         metrics = runtime_context.get_metrics_group()
@@ -277,6 +284,7 @@ class LearnPerKey(KeyedProcessFunction):
                 timings[bisect_left(TIME_BUCKETS_US, took)] += 1
                 total_us += took
         self.models.prefetched = {}
+        self._after_element()
         self._flush(touched, timers, ctx, counts)
         cumulative = 0
         for counter, count in zip(self.time_counters, timings):

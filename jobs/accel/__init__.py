@@ -23,6 +23,7 @@ lean client imports       ``RIVERFLINK_LEAN_IMPORTS``   :mod:`riverflink.accel.l
 pipelined state commit    ``RIVERFLINK_STATE_COMMIT``   :mod:`riverflink.accel.state_commit`
 state-sampler cap         ``RIVERFLINK_SAMPLER``        :mod:`riverflink.accel.sampler`
 batched cold-key reads    ``RIVERFLINK_PREFETCH``       :mod:`riverflink.accel.state_prefetch`
+budgeted full collections ``RIVERFLINK_GC``             :mod:`riverflink.accel.collector`
 ========================  ============================  =====================================
 
 The switches are read from the environment of the process that uses the accelerator;
@@ -50,6 +51,7 @@ SWITCHES = {
     "state_commit": "RIVERFLINK_STATE_COMMIT",
     "sampler": "RIVERFLINK_SAMPLER",
     "prefetch": "RIVERFLINK_PREFETCH",
+    "gc": "RIVERFLINK_GC",
 }
 
 _OFF_VALUES = ("0", "false", "no", "off")

@@ -11,6 +11,7 @@ import functools
 import os
 
 from riverflink.accel import SWITCHES, enabled
+from riverflink.accel.collector import budget_full_collections
 from riverflink.accel.sampler import shorten_sampling
 from riverflink.accel.state_commit import pipeline_commits
 from riverflink.accel.state_prefetch import reader
@@ -20,8 +21,9 @@ __all__ = ["worker_setup", "worker_setup_for_job"]
 
 def worker_setup(off: frozenset = frozenset()) -> dict:
     """Patches for a Python worker, run by the learning operator as it opens; returns
-    what the operator may use: ``read_many`` (see ``riverflink.accel.state_prefetch``), or
-    None where that accelerator is off.
+    what the operator may use, each None where its accelerator is off: ``read_many``
+    (``riverflink.accel.state_prefetch``) and ``after_element``
+    (``riverflink.accel.collector``).
 
     ``off``: the accelerators switched off where the job was built. A cluster's workers
     do not share the environment of the client that submitted the job, so the client's
@@ -31,7 +33,7 @@ def worker_setup(off: frozenset = frozenset()) -> dict:
         os.environ[SWITCHES[name]] = "0"
     pipeline_commits()
     shorten_sampling()
-    return {"read_many": reader()}
+    return {"read_many": reader(), "after_element": budget_full_collections()}
 
 
 def worker_setup_for_job():

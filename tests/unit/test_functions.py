@@ -240,9 +240,13 @@ class _ReadAhead:
 
     def __init__(self):
         self.batches: list = []
+        self.elements = 0
 
     def __call__(self):
-        return {"read_many": self.read_many}
+        return {"read_many": self.read_many, "after_element": self.after_element}
+
+    def after_element(self):
+        self.elements += 1
 
     def read_many(self, state, key_ids):
         self.batches.append(list(key_ids))
@@ -264,6 +268,7 @@ def test_cold_keys_read_ahead_per_element_give_rivers_predictions(writes, restor
     assert max(map(len, reader.batches)) > 2
     assert all(len(set(batch)) == len(batch) for batch in reader.batches)
     assert sum(map(len, reader.batches)) > len(records) // 10
+    assert reader.elements >= len(lines) // 60  # called after every element
     assert function.models.prefetched == {}
 
 
