@@ -30,6 +30,7 @@ integration: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.throughput --repeat 3
+	$(BIN)/python -m benchmarks.million
 
 lint: setup
 	$(BIN)/ruff check .
