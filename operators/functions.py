@@ -123,9 +123,12 @@ class LearnPerKey(KeyedProcessFunction):
     - ``WRITE_EACH_ELEMENT`` (the default): every key an element touched, at its end.
     - ``WRITE_AT_CHECKPOINTS``: the changed keys of a bucket when the router's checkpoint
       marker for that bucket arrives (an empty list of lines, sent right ahead of each
-      barrier; aligned checkpoints only), and keys leaving memory (``live_keys``).
+      barrier; aligned checkpoints only), and changed keys leaving memory (``live_keys``).
     - ``WRITE_ON_EVICTION``: only keys leaving memory. For a local run of a bounded input
       without checkpoints, whose state no one reads but this worker.
+
+    ``pickled_bytes``: memory for keys that left the ``live_keys`` kept pickled in the
+    worker (see ``LiveModels``), so that they come back without a read from Flink.
 
     ``routing`` is how the job sends keys to buckets (``riverflink.state.descriptors``): it names
     the state the models live in, and every key new to this instance is checked against it.
@@ -155,6 +158,7 @@ class LearnPerKey(KeyedProcessFunction):
         feature_drift_spec: str = "none",
         tag_outputs: bool = False,
         live_keys: int = 10_000,
+        pickled_bytes: int = 0,
         restoring: bool = True,
         writes: str = "element",
         routing: str = SPREAD,
@@ -177,6 +181,7 @@ class LearnPerKey(KeyedProcessFunction):
         self.feature_drift_spec = feature_drift_spec
         self.tag_outputs = tag_outputs
         self.live_keys = live_keys
+        self.pickled_bytes = pickled_bytes
         self.restoring = restoring
         if writes not in (WRITE_EACH_ELEMENT, WRITE_AT_CHECKPOINTS, WRITE_ON_EVICTION):
             raise ValueError(f"writes must be one of element, checkpoint, eviction: {writes!r}")
@@ -222,6 +227,7 @@ class LearnPerKey(KeyedProcessFunction):
             restored=self.restoring or runtime_context.get_attempt_number() > 0,
             any_spec=self.learner.starts_from_files,
             read_many=offered.get("read_many"),
+            pickled_bytes=self.pickled_bytes,
         )
         self._after_element = offered.get("after_element") or _nothing
         self._seen = 0
@@ -229,6 +235,7 @@ class LearnPerKey(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.metrics = {name: metrics.counter(f"riverflink_{name}") for name in METRICS}
         metrics.gauge("riverflink_keys_live", lambda: len(self.models.live))
+        metrics.gauge("riverflink_keys_pickled", lambda: len(self.models.pickled))
         self.time_counters = [
             metrics.counter(f"riverflink_record_us_le_{bound}") for bound in TIME_BUCKETS_US
         ] + [metrics.counter("riverflink_record_us_le_inf")]

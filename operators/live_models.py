@@ -1,9 +1,11 @@
 """The models of recently seen keys, kept live between records over Flink's map state.
 
-Flink state stays the source of truth: a key not held here is read from it, and every
-change reaches it when the write policy says (``WRITE_*``, see
-:class:`riverflink.operators.functions.LearnPerKey`). Free of Flink: the map state is anything
-with ``get`` and ``put``, so the policy is tested without a JVM.
+Flink state stays the source of truth: every change reaches it when the write policy
+says (``WRITE_*``, see :class:`riverflink.operators.functions.LearnPerKey`). Keys that leave
+the live models are kept pickled (their envelope, exactly the bytes Flink holds) up to a
+memory budget, so that a key coming back is unpickled in the worker instead of read from
+Flink; a key held nowhere is read from Flink state. Free of Flink: the map state is
+anything with ``get`` and ``put``, so the policy is tested without a JVM.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
 
 __all__ = [
     "ROLLBACK_BUDGET",
+    "PICKLED_ENTRY",
     "ROLLBACK_NOTES",
     "WRITE_AT_CHECKPOINTS",
     "WRITE_EACH_ELEMENT",
@@ -37,6 +40,10 @@ WRITE_EACH_ELEMENT = "element"
 WRITE_AT_CHECKPOINTS = "checkpoint"
 WRITE_ON_EVICTION = "eviction"
 
+
+#: What a pickled key costs the worker beyond its envelope's length: the key id, the bytes
+#: object and the entry in an ordered dict (measured: about 190 bytes for ids like "k123456").
+PICKLED_ENTRY = 200
 
 _UNREAD = object()  # a key not read ahead
 
@@ -61,6 +68,9 @@ class LiveModels:
     ``read_many``: ``(state, key_ids) -> {key_id: value or None}``, reading many keys of
     the current bucket at once (the worker's ``riverflink.accel.state_prefetch``), used by
     :meth:`prefetch`; without it each key is read when its record comes.
+
+    ``pickled_bytes``: the memory for keys that left ``live``, kept as their envelope (the
+    bytes Flink holds for them), least recently used dropped first; 0 keeps none.
     """
 
     def __init__(
@@ -75,8 +85,14 @@ class LiveModels:
         restored: bool = True,
         any_spec: bool = False,
         read_many=None,
+        pickled_bytes: int = 0,
     ):
         self.state = state
+        # Keys not live, as their current envelope (what Flink holds, or gets at their
+        # bucket's turn), least recently used first. A key is never live and here at once.
+        self.pickled: OrderedDict = OrderedDict()
+        self.pickled_budget = pickled_bytes
+        self.pickled_size = 0
         self.read_many = read_many
         # Keys of the current element read ahead by ``prefetch``: each is used once, by the
         # key's first lookup in this element, and all are dropped as the element ends.
@@ -138,10 +154,12 @@ class LiveModels:
                     "model could be split. Please report this line.",
                 )
             if self.restored or key_id in self.evicted:
-                stored = self.prefetched.pop(key_id, _UNREAD)
-                if stored is _UNREAD:
-                    stored = self.state.get(key_id)
-                key_state = self.check_spec(stored, record.key)
+                key_state = self._unpickled(key_id)
+                if key_state is None:
+                    stored = self.prefetched.pop(key_id, _UNREAD)
+                    if stored is _UNREAD:
+                        stored = self.state.get(key_id)
+                    key_state = self.check_spec(envelope.opened(stored), record.key)
         return self.unexpired(key_state, now)
 
     def prefetch(self, key_ids) -> None:
@@ -155,8 +173,12 @@ class LiveModels:
         self.prefetched = {}
         if self.read_many is None:
             return
-        restored, live, evicted = self.restored, self.live, self.evicted
-        cold = [k for k in dict.fromkeys(key_ids) if k not in live and (restored or k in evicted)]
+        restored, live, evicted, pickled = self.restored, self.live, self.evicted, self.pickled
+        cold = [
+            k
+            for k in dict.fromkeys(key_ids)
+            if k not in live and k not in pickled and (restored or k in evicted)
+        ]
         if len(cold) > 1:
             self.prefetched = self.read_many(self.state, cold)
 
@@ -164,8 +186,30 @@ class LiveModels:
         """A key's current state, from ``live`` or Flink (None for a gone key)."""
         key_state = self.live.get(key_id)
         if key_state is None:
-            key_state = self.check_spec(self.state.get(key_id), key_id)
+            key_state = self._unpickled(key_id)
+        if key_state is None:
+            key_state = self.check_spec(envelope.opened(self.state.get(key_id)), key_id)
         return self.unexpired(key_state, now)
+
+    def _unpickled(self, key_id: str):
+        """The key from ``pickled`` (taken out: it is about to be live), or None."""
+        if not self.pickled:
+            return None
+        blob = self.pickled.pop(key_id, None)
+        if blob is None:
+            return None
+        self.pickled_size -= len(blob) + PICKLED_ENTRY
+        return self.check_spec(envelope.opened(envelope.Sealed(blob)), key_id)
+
+    def _keep_pickled(self, key_id: str, blob: bytes | None) -> None:
+        """Keep a key that left ``live`` as its current envelope, within the budget."""
+        if blob is None or not self.pickled_budget:
+            return
+        self.pickled[key_id] = blob
+        self.pickled_size += len(blob) + PICKLED_ENTRY
+        while self.pickled_size > self.pickled_budget:
+            _, dropped = self.pickled.popitem(last=False)
+            self.pickled_size -= len(dropped) + PICKLED_ENTRY
 
     def unexpired(self, key_state, now: float):
         if (
@@ -194,18 +238,31 @@ class LiveModels:
                 self._dirty.setdefault(self._bucket, {})[key_id] = key_state
         self.live[key_id] = key_state
         if len(self.live) > self.live_keys:
-            evicted, evicted_state = self.live.popitem(last=False)
-            if not self.write_through:
-                bucket = evicted_state.__dict__["bucket"]
-                self._dirty.get(bucket, {}).pop(evicted, None)  # written now or on return
-                if bucket == self._bucket:
-                    self.state.put(evicted, evicted_state)  # from now on only Flink has it
-                else:
-                    self._unwritten.setdefault(bucket, {})[evicted] = evicted_state
-            elif evicted in touched:  # written now, so a later line of this element reads it
-                self.state.put(evicted, touched.pop(evicted))
-            if not self.restored:
-                self.evicted.add(evicted)
+            self._evict(touched)
+
+    def _evict(self, touched: dict) -> None:
+        """The least recently used key leaves ``live``: written to Flink state if Flink does
+        not hold its last change (now, or at its bucket's turn), and kept pickled."""
+        evicted, evicted_state = self.live.popitem(last=False)
+        if not self.restored:
+            self.evicted.add(evicted)
+        bucket = self._bucket
+        if self.write_through:  # written now, so a later line of this element reads it
+            write = touched.pop(evicted, None) is not None
+        else:
+            bucket = evicted_state.__dict__["bucket"]
+            write = (
+                self.writes == WRITE_ON_EVICTION
+                or self._dirty.get(bucket, {}).pop(evicted, _UNREAD) is not _UNREAD
+            )  # else written at its bucket's last checkpoint marker
+        if not write and not self.pickled_budget:
+            return
+        sealed = envelope.sealed(evicted_state)  # its envelope, made now unless current
+        if write and bucket == self._bucket:
+            self.state.put(evicted, sealed)
+        elif write:
+            self._unwritten.setdefault(bucket, {})[evicted] = sealed
+        self._keep_pickled(evicted, sealed.blob)
 
     def enter(self, bucket) -> None:
         """Flink's current key is now ``bucket``: write its keys that wait for that."""

@@ -25,11 +25,15 @@ import river
 __all__ = [
     "FORMAT_VERSION",
     "KeyState",
+    "Sealed",
     "StateFormatError",
+    "current",
     "dumps",
     "loads",
+    "opened",
     "read_header",
     "rollback",
+    "sealed",
 ]
 
 #: Bumped whenever the layout of the header or of the pickled payload changes.
@@ -107,6 +111,46 @@ class KeyState:
         it bounds the changes kept for a rollback.
         """
         self.__reduce__()
+
+
+class Sealed:
+    """A key's envelope made ahead (:func:`dumps`), put in Flink state as it is.
+
+    It pickles to exactly the bytes Flink's state coder makes of the ``KeyState`` it came
+    from, and reads back as that ``KeyState``; only PyFlink's own caches can hand this
+    wrapper back before the bytes reach Flink (see :func:`opened`).
+    """
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes):
+        self.blob = blob
+
+    def __reduce__(self):
+        return (_restore, (self.blob,))
+
+
+def opened(stored):
+    """A value read from Flink state: the ``KeyState`` (or None), never a :class:`Sealed`."""
+    return _restore(stored.blob) if type(stored) is Sealed else stored
+
+
+def current(state: KeyState) -> bytes | None:
+    """The envelope last made of ``state`` if nothing changed it since (see ``remember``),
+    else None."""
+    flushed = state.__dict__.get("flushed")
+    if flushed is None or state.__dict__.get("since_flush"):
+        return None
+    return flushed
+
+
+def sealed(state: KeyState) -> Sealed:
+    """``state`` as it is now, its envelope made once (reused if nothing changed it)."""
+    blob = current(state)
+    if blob is None:
+        state.__reduce__()  # makes the envelope and starts the key's notes anew, as a flush
+        blob = state.__dict__["flushed"]
+    return Sealed(blob)
 
 
 def dumps(state: KeyState) -> bytes:

@@ -15,7 +15,25 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["conf_dir", "flink_settings", "use_project_conf_dir"]
+__all__ = ["conf_dir", "flink_settings", "memory_size", "use_project_conf_dir"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "bytes": 1,
+    "k": 2**10,
+    "kb": 2**10,
+    "kibibytes": 2**10,
+    "m": 2**20,
+    "mb": 2**20,
+    "mebibytes": 2**20,
+    "g": 2**30,
+    "gb": 2**30,
+    "gibibytes": 2**30,
+    "t": 2**40,
+    "tb": 2**40,
+    "tebibytes": 2**40,
+}
 
 
 def conf_dir() -> Path:
@@ -58,3 +76,20 @@ def flink_settings() -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", data, out)
     return out
+
+
+def memory_size(value, setting: str) -> int:
+    """A memory size written as Flink writes them (``2gb``, ``512 mb``, ``1048576``), in
+    bytes; a clear error naming ``setting`` otherwise."""
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(text.rstrip("abcdefghijklmnopqrstuvwxyz")) :].strip()
+    try:
+        amount = int(number)
+    except ValueError:
+        amount = -1
+    if amount < 0 or unit not in _UNITS:
+        raise ValueError(
+            f"{setting} in config.yaml must be a memory size such as 2gb, 512mb or 0, not {value!r}"
+        )
+    return amount * _UNITS[unit]

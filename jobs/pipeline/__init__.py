@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from riverflink.config.flink_conf import flink_settings
+from riverflink.config.flink_conf import flink_settings, memory_size
 from riverflink.config.settings import JobSettings, LearnOptions
 from riverflink.config.target import under_flink_run
 from riverflink.pipeline.routing import routed
@@ -82,6 +82,7 @@ def learn_stream(
     )
 
     env = lines.get_execution_environment()
+    conf = flink_settings()
     fields = record_fields(options)
     to_stdout = job is not None and job.output == "-"
     state_read = _state_is_read(env, job)
@@ -105,7 +106,10 @@ def learn_stream(
                 init_models=_absolute(options.init_models),
                 feature_drift_spec=options.feature_drift,
                 tag_outputs=to_stdout,
-                live_keys=int(flink_settings().get("riverflink.live-keys", 100_000)),
+                live_keys=int(conf.get("riverflink.live-keys", 100_000)),
+                pickled_bytes=memory_size(
+                    conf.get("riverflink.pickled-memory", "2gb"), "riverflink.pickled-memory"
+                ),
                 restoring=restore_path(env, job) is not None,
                 writes=WRITE_AT_CHECKPOINTS
                 if markers

@@ -249,3 +249,23 @@ def test_pickling_a_key_state_writes_the_versioned_envelope():
     assert again.n == 25
     probe = {"x": 3}
     assert again.model.predict_proba_one(probe) == state.model.predict_proba_one(probe)
+
+
+def test_a_sealed_envelope_is_stored_as_the_key_state_itself():
+    """A key written as its envelope made ahead gives Flink the very bytes the KeyState
+    would, and reads back as the same key."""
+    from riverflink.state.envelope import Sealed, current, opened, sealed
+
+    model = linear_model.LogisticRegression()
+    model.learn_one({"a": 1.0}, True)
+    state = KeyState(model, None, "linear_model.LogisticRegression()", "none", n=4, learned=3)
+    state.remember("line")
+    assert current(state) is None  # changed since its envelope was last made
+    wrapped = sealed(state)
+    assert current(state) == wrapped.blob and current(state) == dumps(state)
+    assert pickle.dumps(wrapped) == pickle.dumps(state)
+    back = pickle.loads(pickle.dumps(wrapped))
+    assert (back.n, back.learned, back.model.weights) == (4, 3, model.weights)
+    assert opened(Sealed(wrapped.blob)).n == 4 and opened(state) is state and opened(None) is None
+    state.remember("another")
+    assert current(state) is None

@@ -23,6 +23,7 @@ from riverflink.operators.functions import (
 from riverflink.operators.live_counts import ENV as LIVE_COUNTS_ENV
 from riverflink.operators.live_counts import read_live_counts
 from riverflink.operators.records import Fields, parse_line, route_bucket, spread_bucket
+from riverflink.state import envelope
 from riverflink.state.descriptors import HASH, ROUTING_BUCKETS, ROUTINGS, SPREAD, SPREAD_KEYS
 from tests.reference import reference_predictions
 
@@ -43,21 +44,41 @@ class _Metrics:
 
 
 class _MapState:
-    """Flink map state as PyFlink's Python side shows it: one map per current key (bucket)."""
+    """Flink map state as PyFlink's Python side shows it: one map per current key (bucket).
+
+    Values are pickled as they are put; with ``deferred`` they wait in a write cache, as
+    objects handed back by ``get``, until ``end_bundle`` pickles them, as PyFlink does.
+    """
+
+    deferred = False
 
     def __init__(self, context):
         self.context = context
         self.maps: dict = {}
+        self.written: dict = {}  # (bucket, key) -> object put, not pickled yet
         self.writes = 0
+        self.reads = 0
 
     def _map(self) -> dict:
         return self.maps.setdefault(self.context.key, {})
 
     def put(self, key, value):
         self.writes += 1
-        self._map()[key] = pickle.dumps(value)  # PyFlink pickles at the bundle's end
+        if self.deferred:
+            self.written[(self.context.key, key)] = value
+        else:
+            self._map()[key] = pickle.dumps(value)
+
+    def end_bundle(self):
+        for (bucket, key), value in self.written.items():
+            self.maps.setdefault(bucket, {})[key] = pickle.dumps(value)
+        self.written.clear()
 
     def get(self, key):
+        self.reads += 1
+        waiting = self.written.get((self.context.key, key))
+        if waiting is not None:
+            return waiting
         blob = self._map().get(key)
         return None if blob is None else pickle.loads(blob)
 
@@ -131,7 +152,11 @@ def _run(
     framing="list",
     on_open=None,
     restoring=False,
+    pickled_bytes=0,
+    bundle=0,
 ):
+    """Run ``lines`` through the learner in per-bucket batches of ``batch`` lines; with
+    ``bundle``, PyFlink's bundle ends (its write cache is pickled) every ``bundle`` batches."""
     function = LearnPerKey(
         routing=routing,
         fields=Fields(),
@@ -142,9 +167,13 @@ def _run(
         restoring=restoring,
         writes=writes,
         on_open=on_open,
+        pickled_bytes=pickled_bytes,
     )
     context = _Context()
     function.open(context)
+    state = context.states[ROUTINGS[routing]]
+    state.deferred = bool(bundle)
+    batches = 0
     outputs = []
     by_bucket: dict = {}
     for line in lines:
@@ -155,11 +184,15 @@ def _run(
                 context.key = bucket
                 outputs.extend(function.process_element(_element(batch_lines, framing), context))
             by_bucket.clear()
+            batches += 1
+            if bundle and batches % bundle == 0:
+                state.end_bundle()
             if on_batch is not None:
                 on_batch(function, context)
     for bucket, batch_lines in by_bucket.items():
         context.key = bucket
         outputs.extend(function.process_element(_element(batch_lines, framing), context))
+    state.end_bundle()
     predictions = [
         json.loads(row) for out in outputs if isinstance(out, str) for row in out.split("\n")
     ]
@@ -272,6 +305,67 @@ def test_cold_keys_read_ahead_per_element_give_rivers_predictions(writes, restor
     assert function.models.prefetched == {}
 
 
+def _holds_pickled(function, state) -> int:
+    """Every key kept pickled is exactly what Flink holds for it (once its bucket is current
+    and its write done); the number of keys checked."""
+    models = function.models
+    assert not set(models.pickled) & set(models.live)  # never live and pickled at once
+    assert models.pickled_size == sum(
+        len(blob) + live_models.PICKLED_ENTRY for blob in models.pickled.values()
+    )
+    assert models.pickled_size <= models.pickled_budget
+    for key_id, blob in models.pickled.items():
+        state.context.key = _bucket(key_id)
+        models.enter(state.context.key)
+        assert envelope.opened(state.get(key_id)).__dict__["flushed"] == blob, key_id
+    return len(models.pickled)
+
+
+@pytest.mark.parametrize("bundle", [0, 3])
+@pytest.mark.parametrize("pickled_bytes", [10**9, 12_000])
+@pytest.mark.parametrize("restoring", [False, True])
+@pytest.mark.parametrize("writes", [WRITE_EACH_ELEMENT, WRITE_ON_EVICTION, WRITE_AT_CHECKPOINTS])
+def test_keys_kept_pickled_come_back_with_rivers_predictions(
+    writes, restoring, pickled_bytes, bundle
+):
+    """Keys leaving memory kept pickled, up to a budget, whether PyFlink pickles its writes
+    as they come or at the bundle's end: each comes back as Flink holds it, and the
+    predictions (rollbacks included) are River's."""
+    records, lines = _records(keys=40)
+    reader = _ReadAhead()
+    predictions, rejected, state, function = _run(
+        lines,
+        writes=writes,
+        live_keys=5,
+        batch=60,
+        on_open=reader,
+        restoring=restoring,
+        pickled_bytes=pickled_bytes,
+        bundle=bundle,
+    )
+    assert _sorted(predictions) == _expected(records)
+    assert len(rejected) == len(lines) - len(records)
+    reads = state.reads + sum(map(len, reader.batches))
+    kept = _holds_pickled(function, state)
+    if pickled_bytes == 10**9:
+        assert kept == 40 - 5
+        if not restoring and not bundle:  # every key that came back came from memory
+            assert reads == 0
+    else:
+        assert 0 < kept < 20 and reads > 0
+
+
+def test_a_key_written_ahead_of_its_pickling_is_read_back_whole():
+    """A key that leaves memory with its write still in PyFlink's write cache, then comes
+    back once its pickled copy is gone: the read hands back the sealed envelope, opened."""
+    records, lines = _records(keys=40)
+    predictions, _, state, function = _run(
+        lines, writes=WRITE_ON_EVICTION, live_keys=5, batch=60, pickled_bytes=1, bundle=1000
+    )
+    assert _sorted(predictions) == _expected(records)
+    assert function.models.pickled == {} and state.reads > len(records) // 10
+
+
 def test_a_key_read_ahead_and_written_in_the_same_element_is_read_again_from_state():
     """Keys of one bucket read ahead, learned, pushed out of memory and seen again in the
     same element: each later record finds the model the earlier one left, not the value
@@ -305,9 +399,12 @@ def _line_bucket(line: str, routing: str) -> int:
     return _bucket(parse_line(line).key_id, routing)
 
 
+@pytest.mark.parametrize("pickled_bytes", [0, 10**9])
 @pytest.mark.parametrize("framing", ["list", "bytes"])
 @pytest.mark.parametrize("live_keys", [1000, 5])
-def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_keys, framing):
+def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(
+    live_keys, framing, pickled_bytes
+):
     """The router sends every bucket an empty batch right ahead of each barrier; what Flink
     holds for each key then must count every record of that key that came before."""
     records, lines = _records()
@@ -333,9 +430,12 @@ def test_at_each_checkpoint_marker_the_bucket_holds_every_change_before_it(live_
         batch=50,
         on_batch=checkpoint,
         framing=framing,
+        pickled_bytes=pickled_bytes,
     )
     assert _sorted(predictions) == _expected(records)
     assert len(checked) > 100
+    if pickled_bytes and live_keys == 5:
+        assert _holds_pickled(function, state) == 12 - 5
     if live_keys == 1000:  # nothing leaves memory: only the markers write
         assert state.writes <= 12 * (len(lines) // 50 + 1)
 

@@ -586,3 +586,21 @@ def test_an_installed_riverflink_reads_the_flink_conf_installed_with_it(tmp_path
     assert flink_config.conf_dir() == installed / "flink_conf"
     monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path / "mine"))
     assert flink_config.conf_dir() == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    "text, size",
+    [("2gb", 2 * 2**30), ("512 mb", 512 * 2**20), ("0", 0), (1048576, 2**20), ("64K", 2**16)],
+)
+def test_memory_sizes_read_as_flink_writes_them(text, size):
+    from riverflink.config.flink_conf import memory_size
+
+    assert memory_size(text, "riverflink.pickled-memory") == size
+
+
+@pytest.mark.parametrize("text", ["lots", "-1gb", "2 zb", "1.5gb", ""])
+def test_a_bad_memory_size_names_the_setting(text):
+    from riverflink.config.flink_conf import memory_size
+
+    with pytest.raises(ValueError, match="riverflink.pickled-memory in config.yaml"):
+        memory_size(text, "riverflink.pickled-memory")
