@@ -121,6 +121,15 @@ class LiveModels:
         """The router's checkpoint marker for ``bucket``: write its changed keys now."""
         for key_id, key_state in self._dirty.pop(bucket, {}).items():
             self.state.put(key_id, key_state)
+            self._written(key_state)  # its notes end as PyFlink pickles it
+
+    def _written(self, key_state: envelope.KeyState) -> None:
+        """The key's notes for a rollback are about to end (it goes to Flink state): they
+        no longer count towards ``ROLLBACK_BUDGET``."""
+        if not self.write_through:
+            self._unflushed = max(
+                0, self._unflushed - len(key_state.__dict__.get("since_flush") or ())
+            )
 
     def check_spec(self, key_state, key) -> envelope.KeyState | None:
         if key_state is None or self.any_spec or key_state.model_spec in self._known_specs:
@@ -257,6 +266,7 @@ class LiveModels:
             )  # else written at its bucket's last checkpoint marker
         if not write and not self.pickled_budget:
             return
+        self._written(evicted_state)
         sealed = envelope.sealed(evicted_state)  # its envelope, made now unless current
         if write and bucket == self._bucket:
             self.state.put(evicted, sealed)

@@ -484,3 +484,25 @@ def test_with_kinds_tagged_every_line_leaves_in_the_order_of_events():
     assert all(isinstance(out, str) for out in outputs)  # no side output
     kinds = [json.loads(row)["kind"] for out in outputs for row in out.split("\n")]
     assert kinds == ["prediction", "outcome", "rejected", "prediction"]
+
+
+def test_keys_written_at_markers_do_not_count_towards_the_rollback_budget(monkeypatch):
+    """Keys written at each checkpoint marker start their notes anew as PyFlink pickles them:
+    only changes Flink has not been sent count towards the budget, so a job with
+    checkpoints never pickles every live key to bound its notes."""
+    monkeypatch.setattr(live_models, "ROLLBACK_BUDGET", 300)
+    marked = []
+    monkeypatch.setattr(envelope.KeyState, "mark_flushed", lambda self: marked.append(self))
+    records, lines = _records(n=1500)
+
+    def checkpoint(function, context):
+        for bucket in SPREAD_KEYS:
+            context.key = bucket
+            list(function.process_element([], context))
+        context.states[ROUTINGS[SPREAD]].end_bundle()
+
+    predictions, _, _, function = _run(
+        lines, writes=WRITE_AT_CHECKPOINTS, batch=50, on_batch=checkpoint, bundle=10**9
+    )
+    assert _sorted(predictions) == _expected(records)
+    assert marked == [] and function.models._unflushed < 100
