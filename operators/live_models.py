@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from collections import OrderedDict
 
+import lz4.block
+
 from riverflink.operators.records import Rejected, route_bucket, spread_bucket
 from riverflink.state import envelope
 from riverflink.state.descriptors import ROUTING_BUCKETS, SPREAD, SPREAD_KEYS
@@ -41,8 +43,8 @@ WRITE_AT_CHECKPOINTS = "checkpoint"
 WRITE_ON_EVICTION = "eviction"
 
 
-#: What a pickled key costs the worker beyond its envelope's length: the key id, the bytes
-#: object and the entry in an ordered dict (measured: about 190 bytes for ids like "k123456").
+#: What a pickled key costs the worker beyond its compressed envelope's length: the key id,
+#: the bytes object and the entry in an ordered dict (about 190 bytes for ids like "k123456").
 PICKLED_ENTRY = 200
 
 _UNREAD = object()  # a key not read ahead
@@ -90,9 +92,12 @@ class LiveModels:
         self.state = state
         # Keys not live, as their current envelope (what Flink holds, or gets at their
         # bucket's turn), least recently used first. A key is never live and here at once.
+        # Each compressed with LZ4 against the first envelope kept: keys of one model share
+        # most of their bytes (class and attribute names, the header).
         self.pickled: OrderedDict = OrderedDict()
         self.pickled_budget = pickled_bytes
         self.pickled_size = 0
+        self._shared: bytes | None = None
         self.read_many = read_many
         # Keys of the current element read ahead by ``prefetch``: each is used once, by the
         # key's first lookup in this element, and all are dropped as the element ends.
@@ -120,8 +125,10 @@ class LiveModels:
     def write_marked(self, bucket) -> None:
         """The router's checkpoint marker for ``bucket``: write its changed keys now."""
         for key_id, key_state in self._dirty.pop(bucket, {}).items():
-            self.state.put(key_id, key_state)
-            self._written(key_state)  # its notes end as PyFlink pickles it
+            self._written(key_state)
+            # As its envelope: PyFlink keeps what is written in its own caches well after
+            # the key left ``live``, and an envelope is a tenth of a live model's memory.
+            self.state.put(key_id, envelope.sealed(key_state))
 
     def _written(self, key_state: envelope.KeyState) -> None:
         """The key's notes for a rollback are about to end (it goes to Flink state): they
@@ -204,18 +211,27 @@ class LiveModels:
         """The key from ``pickled`` (taken out: it is about to be live), or None."""
         if not self.pickled:
             return None
-        blob = self.pickled.pop(key_id, None)
-        if blob is None:
+        packed = self.pickled.pop(key_id, None)
+        if packed is None:
             return None
-        self.pickled_size -= len(blob) + PICKLED_ENTRY
+        self.pickled_size -= len(packed) + PICKLED_ENTRY
+        blob = lz4.block.decompress(packed, dict=self._shared)
         return self.check_spec(envelope.opened(envelope.Sealed(blob)), key_id)
+
+    def pickled_envelope(self, key_id: str) -> bytes | None:
+        """The envelope kept for a key that left ``live`` (None if none is)."""
+        packed = self.pickled.get(key_id)
+        return None if packed is None else lz4.block.decompress(packed, dict=self._shared)
 
     def _keep_pickled(self, key_id: str, blob: bytes | None) -> None:
         """Keep a key that left ``live`` as its current envelope, within the budget."""
         if blob is None or not self.pickled_budget:
             return
-        self.pickled[key_id] = blob
-        self.pickled_size += len(blob) + PICKLED_ENTRY
+        if self._shared is None:
+            self._shared = bytes(blob)
+        packed = lz4.block.compress(blob, dict=self._shared)
+        self.pickled[key_id] = packed
+        self.pickled_size += len(packed) + PICKLED_ENTRY
         while self.pickled_size > self.pickled_budget:
             _, dropped = self.pickled.popitem(last=False)
             self.pickled_size -= len(dropped) + PICKLED_ENTRY

@@ -106,7 +106,7 @@ def learn_stream(
                 init_models=_absolute(options.init_models),
                 feature_drift_spec=options.feature_drift,
                 tag_outputs=to_stdout,
-                live_keys=int(conf.get("riverflink.live-keys", 100_000)),
+                live_keys=int(conf.get("riverflink.live-keys", 20_000)),
                 pickled_bytes=memory_size(
                     conf.get("riverflink.pickled-memory", "2gb"), "riverflink.pickled-memory"
                 ),

@@ -311,10 +311,12 @@ def _holds_pickled(function, state) -> int:
     models = function.models
     assert not set(models.pickled) & set(models.live)  # never live and pickled at once
     assert models.pickled_size == sum(
-        len(blob) + live_models.PICKLED_ENTRY for blob in models.pickled.values()
+        len(packed) + live_models.PICKLED_ENTRY for packed in models.pickled.values()
     )
     assert models.pickled_size <= models.pickled_budget
-    for key_id, blob in models.pickled.items():
+    for key_id, packed in models.pickled.items():
+        blob = models.pickled_envelope(key_id)
+        assert len(packed) < len(blob) / 2  # compressed against another key
         state.context.key = _bucket(key_id)
         models.enter(state.context.key)
         assert envelope.opened(state.get(key_id)).__dict__["flushed"] == blob, key_id
@@ -322,7 +324,7 @@ def _holds_pickled(function, state) -> int:
 
 
 @pytest.mark.parametrize("bundle", [0, 3])
-@pytest.mark.parametrize("pickled_bytes", [10**9, 12_000])
+@pytest.mark.parametrize("pickled_bytes", [10**9, 6_000])
 @pytest.mark.parametrize("restoring", [False, True])
 @pytest.mark.parametrize("writes", [WRITE_EACH_ELEMENT, WRITE_ON_EVICTION, WRITE_AT_CHECKPOINTS])
 def test_keys_kept_pickled_come_back_with_rivers_predictions(
@@ -352,7 +354,7 @@ def test_keys_kept_pickled_come_back_with_rivers_predictions(
         if not restoring and not bundle:  # every key that came back came from memory
             assert reads == 0
     else:
-        assert 0 < kept < 20 and reads > 0
+        assert 0 < kept < 30 and reads > 0
 
 
 def test_a_key_written_ahead_of_its_pickling_is_read_back_whole():
