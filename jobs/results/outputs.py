@@ -6,19 +6,26 @@ Scores are prequential: each labeled prediction, made before the model learned
 that label, scores 1/0 (classifiers: right or wrong) or ``|y_pred - y|``
 (regressors). A delayed label's score is that of the prediction it labels,
 placed at that prediction's ``n``.
+
+A big output is held in a few bytes a line (see :mod:`riverflink.results.columns`): the
+summary of 2,000,000 predictions over 1,000,000 keys once took 1.9 GB as tuples and dicts
+per key. A key's :class:`KeyCurve` is put together from those columns when asked for.
 """
 
 from __future__ import annotations
 
 import gc
-import json
+import heapq
 import math
-import re
-from collections import Counter
+from collections.abc import ItemsView, Mapping, ValuesView
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from riverflink.results.columns import Tables, read_part, reason_group
+from riverflink.results.keyed import Keyed, assemble
 from riverflink.results.part_files import committed_parts, part_rows
 
 __all__ = [
@@ -29,21 +36,6 @@ __all__ = [
 ]
 
 KINDS = ("predictions", "alerts", "outcomes", "rejected")
-
-
-def reason_group(error: str) -> str:
-    """A rejection reason without its particulars: what to count rejected lines by.
-
-    >>> reason_group("invalid JSON: Expecting value: line 1 column 1 (char 0)")
-    'invalid JSON'
-    >>> reason_group("key field 'user' is missing or null")
-    'key field … is missing or null'
-    >>> reason_group("no pending prediction for id 9 of key 'a': it was never predicted")
-    'no pending prediction for id … of key …'
-    """
-    head = error.split(": ", 1)[0]
-    head = re.sub(r"'[^']*'|\"[^\"]*\"|(?<![\w-])-?\d+(\.\d+)?\b", "…", head)
-    return head.strip()[:80]
 
 
 @dataclass
@@ -81,13 +73,22 @@ class KeyCurve:
         return xs, ys
 
 
-@dataclass
 class OutputSummary:
-    directory: Path
-    task: str  # "classification", "regression" or "unsupervised"
-    keys: dict  # key JSON -> KeyCurve
-    counts: Counter  # lines per output kind
-    rejected: Counter  # reason group -> lines
+    """What one output's committed lines say: totals, and per key (``keys``: key JSON ->
+    :class:`KeyCurve`, in the order keys were first met) its records, scores and alerts.
+
+    Whatever looks at every key (the busiest, the best and the worst, the overall score)
+    is computed over the columns; only the keys it names become :class:`KeyCurve`.
+    """
+
+    def __init__(self, directory: Path, keyed: Keyed) -> None:
+        self.directory = directory
+        self.task = keyed.task  # "classification", "regression" or "unsupervised"
+        self.counts = keyed.counts  # lines per output kind
+        self.rejected = keyed.rejected  # reason group -> lines
+        self.keyed = keyed
+        self.keys = KeyCurves(self)
+        self._metrics = None
 
     @property
     def metric_name(self) -> str:
@@ -97,35 +98,168 @@ class OutputSummary:
     def higher_is_better(self) -> bool:
         return self.task == "classification"
 
+    def __len__(self) -> int:
+        return len(self.keyed.numbers)
+
+    def slot(self, position: int) -> str:
+        """The JSON text of the key at ``position``: what the summary names it by."""
+        return self.keyed.keys.text(self.keyed.numbers[position])
+
+    def position(self, slot: str) -> int | None:
+        """Where the key named ``slot`` is, if in this output."""
+        number = self.keyed.keys.find(slot)
+        if number is None or number >= len(self.keyed.positions):
+            return None
+        position = int(self.keyed.positions[number])
+        return position if position >= 0 else None
+
+    def curve(self, position: int) -> KeyCurve:
+        """The key at ``position``, put together."""
+        keyed = self.keyed
+        alerts, feature_alerts = keyed.alerts.of(position)
+        return KeyCurve(
+            keyed.keys.key(keyed.numbers[position]),
+            records=int(keyed.records[position]),
+            scores=keyed.scores.of(position),
+            pairs=keyed.pairs.of(position),
+            alerts=alerts,
+            feature_alerts=feature_alerts,
+            delayed=0 if keyed.delayed is None else int(keyed.delayed[position]),
+        )
+
+    def metrics(self) -> np.ndarray:
+        """Each key's :meth:`KeyCurve.metric` by position (NaN: None, no labeled prediction)."""
+        if self._metrics is None:
+            self._metrics = self.keyed.scores.means()
+        return self._metrics
+
     def busiest(self, k: int) -> list:
-        return sorted(self.keys.values(), key=lambda c: (-c.records, json.dumps(c.key)))[:k]
+        """The ``k`` keys with the most records, ties by their JSON text (``k`` < 0: all
+        but the last ``-k``, as a slice ``[:k]`` of them all)."""
+        records = self.keyed.records
+        if k < 0:
+            k = max(len(records) + k, 0)
+        if k == 0:
+            return []
+        if k >= len(records):
+            chosen = np.arange(len(records))
+        else:  # the k-th most records, and as many of the keys with that many as needed
+            least = np.partition(records, len(records) - k)[len(records) - k]
+            above = np.flatnonzero(records > least)
+            tied = heapq.nsmallest(k - len(above), self.named(np.flatnonzero(records == least)))
+            chosen = np.concatenate([above, np.array([p for _, p in tied], np.int64)])
+        ranked = sorted(self.named(chosen), key=lambda item: (-int(records[item[1]]), item[0]))
+        return [self.curve(position) for _, position in ranked[:k]]
 
     def ranked(self) -> list:
-        """Keys with a metric, best first."""
-        scored = [c for c in self.keys.values() if c.metric() is not None]
+        """Keys with a metric, best first (every key made a :class:`KeyCurve`: for small
+        outputs; :meth:`best_and_worst` for the ends)."""
+        metrics = self.metrics()
         sign = -1 if self.higher_is_better else 1
-        return sorted(scored, key=lambda c: (sign * c.metric(), json.dumps(c.key)))
+        scored = [(sign * metrics[p], slot, p) for slot, p in self.named(_valued(metrics))]
+        return [self.curve(p) for _, _, p in sorted(scored)]
+
+    def best_and_worst(self) -> tuple | None:
+        """The first and the last key of :meth:`ranked`, or None without a metric."""
+        metrics = self.metrics()
+        positions = _valued(metrics)
+        ends = self.extremes(positions, metrics[positions], self.higher_is_better)
+        return ends and (self.curve(ends[0][0]), self.curve(ends[1][0]))
+
+    def extremes(self, positions: np.ndarray, values, higher_is_better: bool) -> tuple | None:
+        """The best and the worst of the keys at ``positions`` by their ``values`` (None
+        or NaN: left out), as sorting them by (value, best first; JSON text) ranks them:
+        ((position, value) of the best, (position, value) of the worst, keys with a value),
+        or None if no key has one. Only the keys tied at either end are named."""
+        if isinstance(values, np.ndarray):
+            kept = np.flatnonzero(~np.isnan(values))
+            if not len(kept):
+                return None
+            signed = -values[kept] if higher_is_better else values[kept]
+            best, worst = kept[signed == signed.min()], kept[signed == signed.max()]
+        else:
+            kept = [i for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+            if not kept:
+                return None
+            signed = [-values[i] if higher_is_better else values[i] for i in kept]
+            low, high = min(signed), max(signed)
+            best = [i for i, s in zip(kept, signed) if s == low]
+            worst = [i for i, s in zip(kept, signed) if s == high]
+        return (
+            self._pick(positions, values, best, min),
+            self._pick(positions, values, worst, max),
+            len(kept),
+        )
+
+    def _pick(self, positions: np.ndarray, values, rows, choose) -> tuple:
+        """(position, value) of the key whose JSON text ``choose`` picks among ``rows``."""
+        rows = np.ascontiguousarray(rows, np.int64)
+        (_, position), row = choose(zip(self.named(positions[rows]), memoryview(rows)))
+        value = values[row]
+        return position, value.item() if isinstance(value, np.generic) else value
 
     def overall(self) -> float | None:
-        scores = [s for c in self.keys.values() for _, s in c.scores]
-        return sum(scores) / len(scores) if scores else None
+        """The mean score of every labeled prediction, or None without any."""
+        return self.keyed.scores.mean()
+
+    def named(self, positions: np.ndarray):
+        """(JSON text, position) of each key at ``positions``."""
+        text = self.keyed.keys.text
+        positions = np.ascontiguousarray(positions, np.int64)
+        numbers = memoryview(np.ascontiguousarray(self.keyed.numbers[positions]))
+        return zip(map(text, numbers), memoryview(positions))
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _valued(values: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isnan(values))
 
 
-def _score(task: str, y_pred, y_true) -> float:
-    if task == "regression":
-        return abs(y_pred - y_true) if _is_number(y_pred) else math.nan
-    return 1.0 if y_pred == y_true else 0.0
+class KeyCurves(Mapping):
+    """Key JSON -> :class:`KeyCurve` of an :class:`OutputSummary`, each put together when
+    looked up (a million keys are a million curves nobody reads)."""
+
+    def __init__(self, summary: OutputSummary) -> None:
+        self._summary = summary
+
+    def __len__(self) -> int:
+        return len(self._summary)
+
+    def __iter__(self):
+        return (slot for slot, _ in self._summary.named(np.arange(len(self._summary))))
+
+    def __contains__(self, slot) -> bool:
+        return isinstance(slot, str) and self._summary.position(slot) is not None
+
+    def __getitem__(self, slot: str) -> KeyCurve:
+        position = self._summary.position(slot) if isinstance(slot, str) else None
+        if position is None:
+            raise KeyError(slot)
+        return self._summary.curve(position)
+
+    def values(self) -> ValuesView:
+        return _Curves(self)
+
+    def items(self) -> ItemsView:
+        return _NamedCurves(self)
+
+
+class _Curves(ValuesView):
+    def __iter__(self):
+        summary = self._mapping._summary
+        return (summary.curve(position) for position in range(len(summary)))
+
+
+class _NamedCurves(ItemsView):
+    def __iter__(self):
+        summary = self._mapping._summary
+        return ((slot, summary.curve(p)) for slot, p in summary.named(np.arange(len(summary))))
 
 
 @contextmanager
 def _without_gc():
     """Python's cycle collector off for a while: reading a big output creates hundreds of
-    thousands of rows and tuples, none in a cycle, and the collector scanned them again and
-    again (a third of the end-of-run summary's time at 300,000 lines)."""
+    thousands of rows, none in a cycle, and the collector scanned them again and again
+    (a third of the end-of-run summary's time at 300,000 lines)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -147,13 +281,16 @@ class OutputReader:
     summary can read the part files of the subtasks that finished first while the last
     one still works (at parallelism 2 about half the output, before the job ends);
     :meth:`summary` reads the rest and puts it all together. A file that changed after
-    it was read (it should not: committed files are final) is read again.
+    it was read (it should not: committed files are final) is read again. Each file is
+    held in columns (:mod:`riverflink.results.columns`) that share the reader's tables of
+    keys and values.
     """
 
     def __init__(self, directory) -> None:
         self.directory = Path(directory)
         #: kind -> {path: ((size, mtime, inode), what it holds)}, in the order of the paths
         self._parts: dict = {kind: {} for kind in KINDS}
+        self._tables = Tables.new()
 
     def read_new(self) -> int:
         """Read the committed part files not read yet; how many were read."""
@@ -170,11 +307,7 @@ class OutputReader:
                     if part in known and known[part][0] == seen:
                         now[part] = known[part]
                         continue
-                    rows = part_rows(part)
-                    now[part] = (
-                        seen,
-                        _read_predictions(rows) if kind == "predictions" else list(rows),
-                    )
+                    now[part] = (seen, read_part(kind, part_rows(part), self._tables))
                     read += 1
                 self._parts[kind] = now
         return read
@@ -196,140 +329,12 @@ class OutputReader:
             )
         self.read_new()
         with _without_gc():
-            return self._summary()
-
-    def _held(self, kind: str) -> list:
-        """What the committed files of ``kind`` hold, in the order of their paths."""
-        return [held for _, held in self._parts[kind].values()]
-
-    def _summary(self) -> OutputSummary:
-        counts: Counter = Counter()
-        keys: dict = {}  # key JSON -> KeyCurve
-        labeled: list = []  # (KeyCurve, [(n, y_true, y_pred)], [(n, score)] if classified)
-        waiting: dict = {}  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
-        numbers_only = True  # every label a number: a regressor's
-        scored = False  # some labeled prediction a float: a regressor's, or a score
-
-        def curve(key, slot=None) -> KeyCurve:
-            slot = json.dumps(key) if slot is None else slot
-            key_curve = keys.get(slot)
-            if key_curve is None:
-                key_curve = keys[slot] = KeyCurve(key)
-            return key_curve
-
-        for part in self._held("predictions"):
-            counts["predictions"] += part.lines
-            if part.pseudo:
-                counts["pseudo"] += part.pseudo
-            for key, slot, records, pairs, scores in part.keys.values():
-                key_curve = curve(key, slot)
-                if records > key_curve.records:
-                    key_curve.records = records
-                if pairs:
-                    labeled.append((key_curve, pairs, scores))
-            waiting.update(part.waiting)
-            numbers_only = numbers_only and part.numbers_only
-            scored = scored or part.scored
-        late = []  # (KeyCurve, n, y_pred, y_true) of delayed labels
-        for rows in self._held("outcomes"):
-            for row in rows:
-                counts["outcomes"] += 1
-                slot = json.dumps(row["key"])
-                key_curve = curve(row["key"], slot)
-                key_curve.delayed += 1
-                n, _ = waiting.get((slot, json.dumps(row["id"])), (None, None))
-                if n is not None:
-                    late.append((key_curve, n, row["y_pred"], row["y_true"]))
-                    numbers_only = numbers_only and _is_number(row["y_true"])
-                    scored = scored or row["y_pred"].__class__ is float
-        for rows in self._held("alerts"):
-            for row in rows:
-                counts["alerts"] += 1
-                feature = row.get("feature")
-                if feature is None:
-                    curve(row["key"]).alerts.append(row["n"])
-                else:  # --feature-drift
-                    counts["feature_alerts"] += 1
-                    curve(row["key"]).feature_alerts.setdefault(feature, []).append(row["n"])
-        rejected: Counter = Counter()
-        for rows in self._held("rejected"):
-            for row in rows:
-                counts["rejected"] += 1
-                rejected[reason_group(row.get("error", ""))] += 1
-
-        # Classifiers predict labels (booleans, strings, integers: 0 and 1 are labels too),
-        # regressors numbers in floating point; a float against labels that are not numbers
-        # is no prediction of them (an anomaly score), and has no accuracy.
-        if not labeled and not late:
-            task = "unsupervised"
-        elif scored:
-            task = "regression" if numbers_only else "unsupervised"
-        else:
-            task = "classification"
-        for key_curve, pairs, scores in labeled:
-            key_curve.pairs += pairs
-            if task == "classification":
-                key_curve.scores += scores
-            else:
-                _add_scores(task, key_curve, pairs)
-        for key_curve, n, y_pred, y_true in late:
-            key_curve.pairs.append((n, y_true, y_pred))
-            if task == "classification":
-                key_curve.scores.append((n, 1.0 if y_pred == y_true else 0.0))
-            else:
-                _add_scores(task, key_curve, [(n, y_true, y_pred)])
-        return OutputSummary(self.directory, task, keys, counts, rejected)
-
-
-def _add_scores(task: str, key_curve: KeyCurve, pairs: list) -> None:
-    for n, y_true, y_pred in pairs:
-        score = _score(task, y_pred, y_true)
-        if not math.isnan(score):
-            key_curve.scores.append((n, score))
-
-
-@dataclass
-class _Predictions:
-    """What one committed file of predictions holds, put together per key."""
-
-    lines: int
-    #: (type, key) -> [key, key JSON, records (n of the next), [(n, y_true, y_pred)],
-    #: [(n, 1.0 or 0.0)]] per labeled prediction, in order; 1, 1.0 and True are three keys
-    keys: dict
-    waiting: dict  # (key JSON, id JSON) -> (n, y_pred) of predictions without a label
-    numbers_only: bool  # every label a number
-    scored: bool  # some labeled prediction a float
-    pseudo: int = 0  # predictions learned as pseudo-labels (--pseudo-label)
-
-
-def _read_predictions(rows) -> _Predictions:
-    keys: dict = {}
-    waiting: dict = {}
-    numbers_only = True
-    scored = False
-    lines = 0
-    pseudo = 0
-    # Tight loop, locals only: the end-of-run summary of a big run reads every line.
-    for row in rows:
-        lines += 1
-        key = row["key"]
-        entry = keys.get((key.__class__, key))
-        if entry is None:
-            entry = keys[key.__class__, key] = [key, json.dumps(key), 0, [], []]
-        n = row["n"]
-        if n >= entry[2]:
-            entry[2] = n + 1
-        y_true = row["y_true"]
-        if y_true is not None:
-            y_pred = row["y_pred"]
-            entry[3].append((n, y_true, y_pred))
-            entry[4].append((n, 1.0 if y_pred == y_true else 0.0))
-            if numbers_only and not _is_number(y_true):
-                numbers_only = False
-            if y_pred.__class__ is float:
-                scored = True
-        elif row["id"] is not None:
-            waiting[entry[1], json.dumps(row["id"])] = (n, row["y_pred"])
-        elif "pseudo" in row:
-            pseudo += 1
-    return _Predictions(lines, keys, waiting, numbers_only, scored, pseudo)
+            held = {kind: [h for _, h in self._parts[kind].values()] for kind in KINDS}
+            keyed = assemble(
+                self._tables,
+                held["predictions"],
+                held["outcomes"],
+                held["alerts"],
+                held["rejected"],
+            )
+            return OutputSummary(self.directory, keyed)

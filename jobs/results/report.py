@@ -25,9 +25,9 @@ _ALERT_COLOR = "#d62728"
 _FEATURE_COLORS = ("#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
-def _feature_colors(curves) -> dict:
-    """Feature name -> colour, for every feature with a drift alert in ``curves``."""
-    names = sorted({name for c in curves for name in c.feature_alerts})
+def _feature_colors(names) -> dict:
+    """Feature name -> colour, for every feature named in ``names`` (those with alerts)."""
+    names = sorted(set(names))
     return {name: _FEATURE_COLORS[i % len(_FEATURE_COLORS)] for i, name in enumerate(names)}
 
 
@@ -69,11 +69,7 @@ def _ylabel(summary: OutputSummary, window: int | None = None) -> str:
 def _overall_figure(summary: OutputSummary, plt):
     """Across keys: the mean score of predictions made after n records of their key."""
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    by_n: dict = {}
-    for key_curve in summary.keys.values():
-        for n, score in key_curve.scores:
-            total, count = by_n.get(n, (0.0, 0))
-            by_n[n] = (total + score, count + 1)
+    by_n = summary.keyed.scores.by_n()  # n -> (sum, count) of the scores at n
     if by_n:
         top = max(by_n) + 1
         width = max(1, top // 200)
@@ -89,7 +85,7 @@ def _overall_figure(summary: OutputSummary, plt):
             linewidth=1.5,
             label=f"all keys ({summary.metric_name} of predictions at n, bins of {width})",
         )
-    alert_ns = sorted(n for c in summary.keys.values() for n in c.alerts)
+    alert_ns = summary.keyed.alerts.error_ns()
     if 0 < len(alert_ns) <= 30:
         for i, n in enumerate(alert_ns):
             ax.axvline(
@@ -110,12 +106,8 @@ def _overall_figure(summary: OutputSummary, plt):
             transform=ax.get_xaxis_transform(),
             label=f"drift alerts ({len(alert_ns)}), at the n of their key",
         )
-    colors = _feature_colors(summary.keys.values())
-    by_feature: dict = {}
-    for key_curve in summary.keys.values():
-        for name, ns in key_curve.feature_alerts.items():
-            by_feature.setdefault(name, []).extend(ns)
-    _mark_feature_alerts(ax, by_feature, colors)
+    by_feature = summary.keyed.alerts.feature_ns()
+    _mark_feature_alerts(ax, by_feature, _feature_colors(by_feature))
     overall = summary.overall()
     title = f"Learning curve over {len(summary.keys):,} keys"
     if overall is not None:
@@ -141,7 +133,7 @@ def _keys_figure(summary: OutputSummary, plt, keys: int):
     fig, axes = plt.subplots(
         rows, cols, figsize=(9, 2.6 * rows), dpi=100, squeeze=False, sharex=False
     )
-    colors = _feature_colors(busiest)
+    colors = _feature_colors(name for c in busiest for name in c.feature_alerts)
     for ax, key_curve in zip(axes.flat, busiest):
         window = _window(key_curve.labeled)
         xs, ys = key_curve.rolling(window)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 
+import numpy as np
+
+from riverflink.results.keyed import segment_sums
 from riverflink.results.outputs import OutputReader, OutputSummary, _without_gc
 
 __all__ = ["job_summary", "key_metrics", "readable_key", "run_summary", "summary_table"]
@@ -39,9 +41,9 @@ def summary_table(summary: OutputSummary, *, keys: int = 10) -> str:
         )
     if len(summary.keys) > keys:
         lines.append(f"... and {len(summary.keys) - keys:,} more keys")
-    ranked = summary.ranked()
-    if ranked:
-        best, worst = ranked[0], ranked[-1]
+    ends = summary.best_and_worst()
+    if ends:
+        best, worst = ends
         lines += [
             "",
             f"best key:  {_shown(json.dumps(best.key))} ({name} {best.metric():.4f}, "
@@ -62,25 +64,47 @@ def key_metrics(summary: OutputSummary, metric) -> dict:
     ``metric`` must not have been updated. Predictions of ``None`` are skipped, as River's
     progressive validation does.
     """
+    positions, values = _key_values(summary, metric)
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    return {slot: value for (slot, _), value in zip(summary.named(positions), values)}
+
+
+def _key_values(summary: OutputSummary, metric) -> tuple:
+    """(positions of the keys with labeled predictions, ``metric``'s value for each)."""
     with _without_gc():
-        return _key_metrics(summary, metric)
+        if _fresh_accuracy(metric):
+            accuracies = _accuracies(summary)
+            if accuracies is not None:
+                return accuracies
+        return _river_values(summary, metric)
 
 
-def _key_metrics(summary: OutputSummary, metric) -> dict:
-    if _fresh_accuracy(metric):
-        accuracies = _accuracies(summary)
-        if accuracies is not None:
-            return accuracies
-    values = {}
-    for slot, key_curve in summary.keys.items():
-        if not key_curve.pairs:
-            continue
+def _river_values(summary: OutputSummary, metric) -> tuple:
+    """River's own ``metric``, a copy per key fed the key's pairs in order of ``n``."""
+    pairs = summary.keyed.pairs
+    starts = pairs.starts
+    positions = np.flatnonzero(np.diff(starts))
+    # The keys whose pairs are not in order of n already (a delayed label's comes after
+    # later predictions' pairs; files are read in the order of their names).
+    later = np.flatnonzero(pairs.ns[1:] < pairs.ns[:-1]) + 1  # rows with a smaller n ...
+    later = later[~np.isin(later, starts)]  # ... than the row before, of the same key
+    unsorted = np.zeros(len(starts), bool)
+    unsorted[np.searchsorted(starts, later, "right") - 1] = True
+    true, pred = pairs.y_true.decoder(pairs.values), pairs.y_pred.decoder(pairs.values)
+    ns, starts = memoryview(pairs.ns), memoryview(starts)
+    values = []
+    for position in positions.tolist():
+        rows = range(starts[position], starts[position + 1])
+        if unsorted[position]:
+            rows = sorted(rows, key=ns.__getitem__)
         per_key = copy.deepcopy(metric)  # not clone(): utils.Rolling's clone drops the window
-        for _, y_true, y_pred in sorted(key_curve.pairs, key=lambda p: p[0]):
+        for row in rows:
+            y_pred = pred(row)
             if y_pred is not None:
-                per_key.update(y_true, y_pred)
-        values[slot] = per_key.get()
-    return values
+                per_key.update(true(row), y_pred)
+        values.append(per_key.get())
+    return positions, values
 
 
 def _fresh_accuracy(metric) -> bool:
@@ -95,7 +119,7 @@ def _fresh_accuracy(metric) -> bool:
 _PLAIN_LABELS = (str, bool, int)
 
 
-def _accuracies(summary: OutputSummary) -> dict | None:
+def _accuracies(summary: OutputSummary) -> tuple | None:
     """Each key's ``metrics.Accuracy()`` over its labeled predictions, counted directly.
 
     What River's metric gives (right answers over answers, ``None`` predictions skipped,
@@ -103,21 +127,18 @@ def _accuracies(summary: OutputSummary) -> dict | None:
     a metric object and a confusion-matrix update per label: the bulk of the end-of-run
     summary of a big run. None where a label is not a string, bool or integer.
     """
-    values = {}
-    for slot, key_curve in summary.keys.items():
-        if not key_curve.pairs:
-            continue
-        right = answered = 0
-        for _, y_true, y_pred in key_curve.pairs:
-            if y_pred is None:
-                continue
-            if y_true.__class__ not in _PLAIN_LABELS or y_pred.__class__ not in _PLAIN_LABELS:
-                return None
-            answered += 1
-            if y_pred == y_true:
-                right += 1
-        values[slot] = right / answered if answered else 0.0
-    return values
+    pairs = summary.keyed.pairs
+    table = pairs.values
+    plain = table.flags(lambda value: value.__class__ in _PLAIN_LABELS)
+    answered = ~table.flags(lambda value: value is None)[pairs.y_pred.codes]
+    if (answered & ~(plain[pairs.y_true.codes] & plain[pairs.y_pred.codes])).any():
+        return None
+    answers = segment_sums(answered, pairs.starts)
+    rights = segment_sums(answered & pairs.equal(), pairs.starts)
+    positions = np.flatnonzero(np.diff(pairs.starts))
+    answers, rights = answers[positions], rights[positions]
+    with np.errstate(invalid="ignore"):
+        return positions, np.where(answers > 0, rights / answers, 0.0)
 
 
 def run_summary(
@@ -145,20 +166,20 @@ def run_summary(
         + f"{_count(len(summary.keys), 'key')}"
     ]
     if metric is not None:
-        values = key_metrics(summary, metric)
+        positions, values = _key_values(summary, metric)
         name = metric_name or type(metric).__name__
         better = metric.bigger_is_better
     else:
-        values = {slot: k.metric() for slot, k in summary.keys.items() if k.scores}
+        positions = np.flatnonzero(summary.keyed.scores.counts())
+        values = summary.metrics()[positions]
         name, better = summary.metric_name, summary.higher_is_better
-    values = {slot: v for slot, v in values.items() if v is not None and not math.isnan(v)}
-    if values and scored:
-        ranked = sorted(values, key=lambda slot: (-values[slot] if better else values[slot], slot))
-        best, worst = ranked[0], ranked[-1]
+    ends = summary.extremes(positions, values, better) if scored else None
+    if ends:
+        (best, best_value), (worst, worst_value), valued = ends
         lines.append(
-            f"riverflink: {name} per key: best {_shown(best)} {values[best]:.4f}, "
-            f"worst {_shown(worst)} {values[worst]:.4f} (over {_count(len(values), 'key')} "
-            "with labels)"
+            f"riverflink: {name} per key: best {_shown(summary.slot(best))} {best_value:.4f}, "
+            f"worst {_shown(summary.slot(worst))} {worst_value:.4f} "
+            f"(over {_count(valued, 'key')} with labels)"
         )
     return "\n".join(lines)
 
