@@ -453,14 +453,17 @@ def write_jsonl(path: Path, records: list, extra_lines=()) -> Path:
     return path
 
 
-def flink_conf(directory: Path, old: str, new: str) -> dict:
-    """riverflink's Flink configuration copied to ``directory``, with its setting ``old``
-    (which it must have) written as ``new``: the environment of a run that reads it."""
+def flink_conf(directory: Path, changes: dict) -> dict:
+    """riverflink's Flink configuration copied to ``directory``, with each setting in
+    ``changes`` (a line it must have) written as its value: the environment of a run
+    that reads it."""
     shutil.copytree(REPO / "flink-conf", directory)
     config = directory / "config.yaml"
     text = config.read_text()
-    assert old in text, f"flink-conf/config.yaml has no {old!r}"
-    config.write_text(text.replace(old, new))
+    for old, new in changes.items():
+        assert old in text, f"flink-conf/config.yaml has no {old!r}"
+        text = text.replace(old, new)
+    config.write_text(text)
     return {"FLINK_CONF_DIR": str(directory)}
 
 

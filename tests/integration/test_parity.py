@@ -80,10 +80,16 @@ def test_anomaly_detector_scores_every_record(tmp_path):
     assert out["alerts"] == []
 
 
-@pytest.mark.parametrize("profile", ["latency", "throughput"])
-def test_keys_dropped_from_memory_are_read_back_from_state(tmp_path, profile):
-    """With room for 3 live models, most records find their key's model in Flink state."""
-    three_live = flink_conf(tmp_path / "conf", "live-keys: 100000", "live-keys: 3")
+@pytest.mark.parametrize(
+    "profile, pickled", [("latency", "0"), ("throughput", "0"), ("throughput", "2gb")]
+)
+def test_keys_dropped_from_memory_are_read_back_from_state(tmp_path, profile, pickled):
+    """With room for 3 live models, most records find their key's model elsewhere: in
+    Flink state (no pickled memory), or kept pickled in the worker."""
+    three_live = flink_conf(
+        tmp_path / "conf",
+        {"live-keys: 20000": "live-keys: 3", "pickled-memory: 2gb": f"pickled-memory: {pickled}"},
+    )
     keys = tuple(f"k{i}" for i in range(12))
     records = drifting_stream(2400, keys=keys, seed=5)
     out = run_job(

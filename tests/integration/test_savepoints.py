@@ -70,7 +70,9 @@ def test_resume_on_a_new_file_at_another_parallelism(first_run, tmp_path, parall
 
 
 def test_restore_in_another_execution_mode_is_refused(first_run, tmp_path):
-    thread_mode = flink_conf(tmp_path / "conf", "execution-mode: process", "execution-mode: thread")
+    thread_mode = flink_conf(
+        tmp_path / "conf", {"execution-mode: process": "execution-mode: thread"}
+    )
     source = write_jsonl(tmp_path / "day2.jsonl", first_run["day2"][:10])
     result = run_cli(
         *("--source", str(source), "--output", str(tmp_path / "out")),
