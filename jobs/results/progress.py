@@ -236,7 +236,7 @@ class ProgressLine:
         return f"job {state.lower()}"
 
     def _loop(self) -> None:
-        if callable(self.total):
+        if callable(self.total) and not self.quiet:  # a quiet line shows no total
             try:
                 self.total = self.total()
             except OSError:  # an input that went away: the line shows no total

@@ -17,7 +17,13 @@ import sys
 
 import pytest
 
-from riverflink.accel.worker_fork import LAUNCHER, SOCKET_ENV, WORKER_MODULE
+from riverflink.accel.worker_fork import (
+    LAUNCHER,
+    RUNNER_DIR_ENV,
+    SOCKET_ENV,
+    WORKER_MODULE,
+    _runner_dir,
+)
 
 pytestmark = pytest.mark.compat
 
@@ -47,6 +53,21 @@ def test_flink_finds_its_runner_script_through_the_launcher(gateway, pyflink_hom
     utils = gateway.jvm.org.apache.flink.python.util.PythonEnvironmentManagerUtils
     env = gateway.jvm.java.util.HashMap()  # no PYFLINK_UDF_RUNNER_DIR: Flink asks Python
     script = utils.getPythonUdfRunnerScript(_launcher(tmp_path), env)
+    assert script == str(pyflink_home / "bin" / "pyflink-udf-runner.sh")
+
+
+def test_flink_takes_the_runner_dir_from_the_environment_without_asking_python(
+    gateway, pyflink_home, tmp_path
+):
+    """Contact: ``getPythonUdfRunnerScript`` reads ``PYFLINK_UDF_RUNNER_DIR`` from the
+    worker's environment (the JVM's, plus Flink's additions) before it asks
+    ``python.executable``; here that executable does not exist, so only the variable
+    can answer, and riverflink's answer is the one Flink's question would get.
+    Relied on by: ``riverflink.accel.worker_fork`` (``RUNNER_DIR_ENV``, ``_runner_dir``)."""
+    utils = gateway.jvm.org.apache.flink.python.util.PythonEnvironmentManagerUtils
+    env = gateway.jvm.java.util.HashMap()
+    env.put(RUNNER_DIR_ENV, _runner_dir())
+    script = utils.getPythonUdfRunnerScript(str(tmp_path / "no-such-python"), env)
     assert script == str(pyflink_home / "bin" / "pyflink-udf-runner.sh")
 
 

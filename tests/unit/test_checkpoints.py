@@ -77,6 +77,32 @@ def test_count_records_splits_lines_like_java_and_skips_blank_ones(tmp_path):
     assert count_records([tmp_path / "in.jsonl"]) == 5
 
 
+def test_counting_without_splitting_agrees_with_counting_line_by_line():
+    """The count of a file without blank lines is taken in C; wherever a line may be
+    blank it is taken line by line. Both must agree on any bytes: line breaks of every
+    kind, whitespace of one and several bytes, byte-order marks, invalid UTF-8."""
+    import random
+
+    from riverflink.config.inputs import _count_line_by_line, _count_without_blank_lines
+
+    pieces = [b'{"k": 1}', b"x", b" ", b"\t", b"\x0b", b"\x1f", b"\r", b"\n", b"\r\n"]
+    pieces += [b"\xc2\xa0", b"\xe2\x80\x83", b"\xef\xbb\xbf", b"\xff", b"\xc2", b"{}"]
+    rng = random.Random(7)
+    fast = 0
+    for _ in range(20000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 9)))
+        quick = _count_without_blank_lines(data)
+        if quick is not None:
+            fast += 1
+            assert quick == _count_line_by_line(data), data
+    assert fast > 2000  # the fast path was taken, not only the fallback
+    lines = b"".join(b'{"key": "k%d"}\r\n' % i for i in range(1000))
+    assert _count_without_blank_lines(lines) == 1000
+    assert _count_without_blank_lines(lines + b"   ") is None
+    assert _count_without_blank_lines(b"   \n" + lines) is None
+    assert _count_without_blank_lines(b"") == 0
+
+
 @pytest.mark.parametrize(
     "suffix, pack",
     [
