@@ -1,7 +1,9 @@
 """``riverflink run``: the job on the local mini-cluster, with a progress line and a summary.
 
 Bad settings end with one line on stderr and exit code 2, before Flink starts; a job
-that fails ends with the cause on one line and exit code 1.
+that fails ends with the cause on one line and exit code 1. Ctrl-C, SIGTERM and SIGHUP
+cancel the job, print the summary of what it committed and end with exit code 130, 143
+and 129: the JVM and the Python workers end with it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import argparse
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +43,29 @@ def job_failure_reason(exc: BaseException) -> str:
     if matches:
         return ": ".join(matches[-1])
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a service manager, ``kill``, a closed terminal): the run stops as
+    on Ctrl-C. Without this, the process would end at once and leave its JVM behind, busy
+    for good with the job's Python workers gone."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signals() -> contextlib.AbstractContextManager:
+    """While in it, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread."""
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    stack = contextlib.ExitStack()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            stack.callback(signal.signal, signum, signal.signal(signum, stop))
+    return stack
 
 
 def _total_lines(settings) -> int | None:
@@ -72,7 +99,8 @@ def run_command(args: argparse.Namespace) -> int:
         return line
 
     with contextlib.ExitStack() as cleanup:
-        interrupted, zygote, settings = False, None, None
+        interrupted, zygote, settings = 0, None, None  # interrupted: the exit code
+        cleanup.enter_context(_stop_on_signals())
         jvm_args = os.environ.get("JVM_ARGS")  # the user's (a local run adds its own)
         live = None  # the directory of the workers' live counts (operators/live_counts.py)
         if not under_flink_run():  # a local run: its workers are ours
@@ -94,9 +122,12 @@ def run_command(args: argparse.Namespace) -> int:
         except (SettingsError, ValueError) as exc:
             print(f"riverflink: error: {exc}", file=sys.stderr)
             return 2
+        except Stopped as stop:
+            print(f"riverflink: stopped by {stop}; the job was cancelled", file=sys.stderr)
+            interrupted, savepoint = 128 + stop.signum, None
         except KeyboardInterrupt:
             print("riverflink: interrupted; the job was cancelled", file=sys.stderr)
-            interrupted, savepoint = True, None
+            interrupted, savepoint = 130, None
         except Exception as exc:  # the job failed inside Flink
             reason = job_failure_reason(exc)
             if settings is not None and settings.is_socket and "ConnectException" in reason:
@@ -110,7 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
         if not under_flink_run():  # not under `flink run` (submit)
             _summary(settings, line, time.monotonic() - started, zygote, live)
     if interrupted:
-        return 130
+        return interrupted
     if under_flink_run():  # under `flink run`, which may have detached
         return 0
     if restored is not None and not settings.unbounded:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from tests.integration.conftest import (
     drifting_stream,
     run_ok,
     running,
+    session_pids,
     stdout_rows,
     wait_for_rows,
     write_jsonl,
@@ -94,3 +96,29 @@ def test_ctrl_c_stops_an_unbounded_run_with_a_summary(tmp_path):
     assert "riverflink: interrupted; the job was cancelled" in err
     assert "the output answers 2,000 input lines: 2,000 predictions" in err
     assert "per key: best" in err
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_or_sighup_stops_a_run_and_leaves_no_process_behind(tmp_path, signum, code):
+    """A service manager or ``kill`` signals riverflink's process alone; the run stops as
+    on Ctrl-C, and its JVM and workers end with it (left alone, the JVM stayed, busy)."""
+    incoming = tmp_path / "incoming"
+    write_jsonl(incoming / "a.jsonl", drifting_stream(2000))
+    out = tmp_path / "out"
+    with running(
+        *("run", "--source", str(incoming), "--follow", "--output", str(out)),
+        module="riverflink.cli",
+        stdout=subprocess.DEVNULL,
+    ) as proc:
+        wait_for_rows(out / "predictions", 2000, proc)
+        assert len(session_pids(proc.pid)) > 2  # riverflink, its JVM, its workers
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while session_pids(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = session_pids(proc.pid)
+    assert proc.returncode == code, err
+    assert f"riverflink: stopped by {signal.Signals(signum).name}; the job was cancelled" in err
+    assert "the output answers 2,000 input lines: 2,000 predictions" in err
+    assert left == [], f"processes of the run still there: {left}"
