@@ -56,7 +56,8 @@ class Stopped(KeyboardInterrupt):
 
 
 def _stop_on_signals() -> contextlib.AbstractContextManager:
-    """While in it, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread."""
+    """While in it, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, unless
+    they are ignored (``nohup`` ignores SIGHUP) or handled already."""
 
     def stop(signum, frame):
         raise Stopped(signum)
@@ -64,7 +65,8 @@ def _stop_on_signals() -> contextlib.AbstractContextManager:
     stack = contextlib.ExitStack()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
-            stack.callback(signal.signal, signum, signal.signal(signum, stop))
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                stack.callback(signal.signal, signum, signal.signal(signum, stop))
     return stack
 
 

@@ -9,6 +9,7 @@ the final savepoint. Start-up accelerators (:mod:`riverflink.accel`) join in whe
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -62,6 +63,48 @@ def wait_for(future, *, timeout: float | None = None, poll: float = 0.05):
     return future.result()
 
 
+#: Seconds the JVM of a local run may outlive riverflink's process before it is killed.
+JVM_GRACE = 15
+
+#: The JVM's watcher: a shell whose stdin is a pipe held by riverflink's process. When
+#: that process ends, however it ends, ``read`` returns; the shell then waits for the JVM
+#: (``$1``) to end, for at most ``$2`` tenths of a second, then kills it.
+_JVM_WATCH = """
+trap '' INT HUP
+read _
+i=0
+while kill -0 "$1" 2>/dev/null; do
+  if [ "$i" -ge "$2" ]; then exec kill -9 "$1"; fi
+  i=$((i + 1))
+  sleep 0.1
+done
+"""
+
+_watchers: dict = {}  # JVM pid -> its watcher: its stdin stays open while this process lives
+
+
+def _end_jvm_with_this_process() -> None:
+    """Kill this process's JVM if it outlives this process by :data:`JVM_GRACE` seconds.
+
+    PyFlink's JVM exits when the process that started it ends (its stdin closes). When
+    that process is killed while a job runs (``kill -9``, the OOM killer), Beam's shutdown
+    hook in the JVM waits for good on a data stream that the job's task thread holds
+    while it sends to workers gone with it: the JVM stayed, busy, holding its memory.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    pid = int(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
+    if pid in _watchers or pid == os.getpid():
+        return
+    command = ["sh", "-c", _JVM_WATCH, "riverflink-jvm-watch", str(pid), str(JVM_GRACE * 10)]
+    try:
+        _watchers[pid] = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    except OSError:  # no shell: the run goes on without the watch
+        pass
+
+
 def _environment(settings: JobSettings, port: int | None, worker: str | None):
     """PyFlink's JVM (started on first use), then ``(env, early, port)``: the job's
     execution environment, its local mini-cluster started early (None if not, see
@@ -88,6 +131,7 @@ def _environment(settings: JobSettings, port: int | None, worker: str | None):
     # where the job manager binds: this machine only. (Beam's ports: riverflink.accel.loopback.)
     conf.set_string("jobmanager.bind-host", "localhost")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
+    _end_jvm_with_this_process()
     warn_if_exposed()
     early = EarlyCluster.start(env, settings.parallelism)
     if early is None and port == 0:  # started the usual way after all: pick a free port for it

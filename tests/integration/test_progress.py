@@ -122,3 +122,33 @@ def test_sigterm_or_sighup_stops_a_run_and_leaves_no_process_behind(tmp_path, si
     assert f"riverflink: stopped by {signal.Signals(signum).name}; the job was cancelled" in err
     assert "the output answers 2,000 input lines: 2,000 predictions" in err
     assert left == [], f"processes of the run still there: {left}"
+
+
+def test_a_run_killed_with_sigkill_mid_job_leaves_no_process_behind(tmp_path):
+    """``kill -9`` (or the OOM killer) ends riverflink's process alone while lines flow:
+    its JVM and workers end too, within the grace its JVM is given. (Left alone, the
+    JVM hung in Beam's shutdown hook, for good.)"""
+    from riverflink.runtime.local import JVM_GRACE
+
+    source = tmp_path / "in.jsonl"  # lines enough to keep the JVM sending when it is killed
+    features = ", ".join(f'"f{j}": {j}.5' for j in range(40))
+    with open(source, "w") as out:
+        for i in range(200_000):
+            out.write(f'{{"key": "k{i % 1000}", "id": {i}, {features}, "y": {i % 2}}}\n')
+    with running(
+        *("run", "--source", str(source), "--output", str(tmp_path / "out")),
+        module="riverflink.cli",
+        stdout=subprocess.DEVNULL,
+    ) as proc:
+        for line in proc.stderr:  # the progress line, every 2 s
+            if re.search(r"\| [1-9][\d,]* predictions \|", line):
+                break  # lines flow
+        time.sleep(2)
+        assert proc.poll() is None, "the run ended before it could be killed mid-job"
+        assert len(session_pids(proc.pid)) > 2  # riverflink, its JVM, its workers
+        proc.kill()
+        deadline = time.monotonic() + JVM_GRACE + 30
+        while session_pids(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = session_pids(proc.pid)
+    assert left == [], f"processes of the run still there: {left}"
