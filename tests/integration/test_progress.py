@@ -109,6 +109,9 @@ def test_sigterm_or_sighup_stops_a_run_and_leaves_no_process_behind(tmp_path, si
         *("run", "--source", str(incoming), "--follow", "--output", str(out)),
         module="riverflink.cli",
         stdout=subprocess.DEVNULL,
+        # as from a terminal or a service manager: under nohup (`nohup make test`) the
+        # signal would come ignored, and riverflink leaves an ignored signal ignored
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
     ) as proc:
         wait_for_rows(out / "predictions", 2000, proc)
         assert len(session_pids(proc.pid)) > 2  # riverflink, its JVM, its workers
