@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from math import isfinite
 from typing import Any
 
@@ -47,6 +48,17 @@ class Fields:
     numeric_target: bool = False  # regressors need a number as label
     schema: str | None = None  # --schema: a JSON Schema's text, every record must satisfy it
     imputed: tuple = ()  # features the model's StatImputer fills in: null ones kept as None
+
+    @cached_property
+    def plain(self) -> bool:
+        """Whether records may be read by the one-pass path (see ``_plain_record``): no
+        schema, no feature list, no imputed features, three distinct role fields."""
+        return (
+            self.schema is None
+            and self.features is None
+            and not self.imputed
+            and len({self.key, self.id, self.target}) == 3
+        )
 
 
 @dataclass
@@ -177,6 +189,52 @@ def parse_line(raw: str | bytes, fields: Fields = Fields()) -> Record | Rejected
 
 def _to_record(text: str, fields: Fields) -> Record:
     obj = _DECODER.decode(text)
+    if obj.__class__ is dict and fields.plain:
+        record = _plain_record(obj, text, fields)
+        if record is not None:
+            return record
+    return _checked_record(obj, text, fields)
+
+
+#: Integers that ``float()`` takes without overflow, with room to spare.
+_INT_BOUND = 1 << 1000
+
+
+def _plain_record(obj: dict, text: str, fields: Fields) -> Record | None:
+    """The record of an ordinary line, read in one pass over its fields, or None.
+
+    Ordinary: every value a string, a boolean, a finite float or an integer a float can
+    hold, and the key not a float. What this returns is what :func:`_checked_record`
+    returns for the same line; anything else (nulls, objects, lists, out-of-range
+    numbers, a missing key, a bad label) is left to it, to read or to explain.
+    """
+    x = {}
+    for name, value in obj.items():
+        cls = value.__class__  # JSON decodes to exactly these types, never subclasses
+        if cls is float:
+            if value - value != 0.0:  # inf (NaN is refused while decoding)
+                return None
+        elif cls is int:
+            if not -_INT_BOUND < value < _INT_BOUND:
+                return None
+        elif cls is not str and cls is not bool:
+            return None
+        x[name] = value
+    key = x.pop(fields.key, None)
+    if key is None or key.__class__ is float:
+        return None
+    y = x.pop(fields.target, None)
+    if fields.numeric_target and (y.__class__ is bool or y.__class__ is str):
+        return None
+    rid = x.pop(fields.id, None)
+    return Record(
+        key=key, key_id=_key_id(key, text, fields), id=rid, x=x, y=y, raw=text[:RAW_LIMIT]
+    )
+
+
+def _checked_record(obj: Any, text: str, fields: Fields) -> Record:
+    """The record of any decoded line, checked field by field; raises ``_BadInput`` with
+    the first problem found."""
     if obj.__class__ is not dict:
         raise _BadInput(f"a record must be a JSON object, got {type(obj).__name__}")
     _check_finite(obj)
@@ -224,14 +282,18 @@ def _to_record(text: str, fields: Fields) -> Record:
             x[name] = None  # for the imputer, in its place
     if fields.imputed and x and all(value is None for value in x.values()):
         x = {}  # nulls only: no feature (a late label stays one)
+    key_id = _key_id(key, text, fields)
+    return Record(key=key, key_id=key_id, id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT])
+
+
+def _key_id(key: Any, text: str, fields: Fields) -> str:
+    """The key's identity: its JSON text, a float key as written in the line."""
     key_cls = key.__class__
     if key_cls is float:
-        key_id = _decimal_text(text, fields.key)
-    elif key_cls is str and key.isascii() and key.isprintable() and _PLAIN.search(key) is None:
-        key_id = f'"{key}"'  # what json.dumps writes for it, without its machinery
-    else:
-        key_id = json.dumps(key)
-    return Record(key=key, key_id=key_id, id=obj.get(fields.id), x=x, y=y, raw=text[:RAW_LIMIT])
+        return _decimal_text(text, fields.key)
+    if key_cls is str and key.isascii() and key.isprintable() and _PLAIN.search(key) is None:
+        return f'"{key}"'  # what json.dumps writes for it, without its machinery
+    return json.dumps(key)
 
 
 def with_imputed(x: dict, imputed: tuple) -> dict:

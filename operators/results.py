@@ -17,6 +17,7 @@ __all__ = [
     "FeatureDriftAlert",
     "Outcome",
     "Prediction",
+    "json_text",
     "jsonable",
 ]
 
@@ -41,6 +42,29 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def json_text(value: Any) -> str:
+    r"""``json.dumps(value)`` for a JSON value, without the encoder's set-up for the
+    scalars riverflink writes on every line (plain ASCII strings, booleans, integers,
+    finite floats); anything else goes to ``json.dumps``.
+
+    >>> [json_text(v) for v in ("k1", True, None, 7, 0.25, "é", float("inf"))]
+    ['"k1"', 'true', 'null', '7', '0.25', '"\\u00e9"', 'Infinity']
+    """
+    cls = value.__class__
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is str:
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+    elif cls is int:
+        return int.__repr__(value)
+    elif value is None:
+        return "null"
+    elif cls is float and value - value == 0.0:  # finite
+        return float.__repr__(value)
+    return json.dumps(value)
+
+
 @dataclass(frozen=True)
 class Prediction:
     key: Any
@@ -51,6 +75,12 @@ class Prediction:
     pseudo: bool = False  # learned with its own prediction as label (--pseudo-label)
 
     def to_json(self, kind: bool = False) -> str:
+        if not kind and not self.pseudo:  # the line of almost every record: put together
+            return (
+                f'{{"key": {json_text(self.key)}, "id": {json_text(self.id)}, '
+                f'"y_pred": {json_text(jsonable(self.y_pred))}, '
+                f'"y_true": {json_text(self.y_true)}, "n": {int.__repr__(self.n)}}}'
+            )
         out = {"kind": "prediction"} if kind else {}
         out.update(
             key=self.key, id=self.id, y_pred=jsonable(self.y_pred), y_true=self.y_true, n=self.n

@@ -486,3 +486,30 @@ def test_new_keys_get_their_own_detector_and_metric():
     assert second.detector.width == learner.detector_prototype.width == 0
     assert first.metric.get() == 0.5
     assert second.metric.get() == learner.metric_prototype.get() == 0.0
+
+
+def test_prediction_lines_are_the_json_encoders_own():
+    import math
+    import random
+
+    from riverflink.operators.results import Prediction, json_text, jsonable
+
+    rng = random.Random(3)
+    values = [
+        "k1", "", 'a"b', "a\\b", "é", "\x00", "\x7f", "日本", 0, -5, 2**70, True, False, None,
+        0.1, -0.0, 1e-320, 1.7976931348623157e308, math.inf, -math.inf, math.nan,
+    ]  # fmt: skip
+    for value in values:
+        assert json_text(value) == json.dumps(value)
+    for _ in range(3000):
+        prediction = Prediction(*(rng.choice(values) for _ in range(4)), n=rng.randint(0, 10**9))
+        expected = json.dumps(
+            {
+                "key": prediction.key,
+                "id": prediction.id,
+                "y_pred": jsonable(prediction.y_pred),
+                "y_true": prediction.y_true,
+                "n": prediction.n,
+            }
+        )
+        assert prediction.to_json() == expected

@@ -334,3 +334,68 @@ def test_a_number_key_is_identified_as_written_in_decimal():
     ids = [parse_line(line).key_id for line in spellings]
     assert ids == ["1E+2", "100.0", "100.00", "1E+2"]
     assert parse_line('{"key": -0}').key_id == "0"
+
+
+# --- the one-pass path reads what the careful one reads -------------------------------------
+
+_VALUES = [
+    0.5, -1e-300, 1e308, 0.0, -0.0, 7, -3, 0, 2**63, 2**1000 - 1, 2**1000, 2**1024, -(2**1030),
+    True, False, "", "a", 'q"uote', "back\\slash", "é", "\x7f", None, [1.5], {"a": 1},
+    [float("inf")], "1e999", "-1e999",
+]  # fmt: skip
+
+
+def _random_line(rng) -> str:
+    """A JSON line of a few fields of mixed values, the role fields present or not; the
+    strings ``"1e999"`` stand for numbers out of a float's range."""
+    fields = {}
+    for name in rng.sample(["key", "id", "y", "x0", "x1", "x2", "x3"], rng.randint(0, 7)):
+        fields[name] = rng.choice(_VALUES)
+    text = json.dumps(fields)
+    return text.replace('"1e999"', "1e999").replace('"-1e999"', "-1e999")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [DEFAULT_FIELDS, Fields(numeric_target=True), Fields(key="x0", target="x1", id="x2")],
+    ids=["default", "regressor", "roles-renamed"],
+)
+def test_the_one_pass_path_reads_every_line_as_the_checked_path_does(fields):
+    import random
+
+    from riverflink.operators import records
+
+    assert fields.plain
+    rng = random.Random(11)
+    taken = 0
+    for _ in range(20_000):
+        text = _random_line(rng)
+        try:
+            obj = records._DECODER.decode(text)
+        except ValueError:
+            continue
+        fast = records._plain_record(obj, text, fields)
+        try:
+            checked = records._checked_record(obj, text, fields)
+        except records._BadInput:
+            checked = None
+        if fast is not None:
+            taken += 1
+            assert checked is not None, text
+            assert (fast.key, fast.key_id, fast.id, fast.x, fast.y, fast.raw) == (
+                checked.key,
+                checked.key_id,
+                checked.id,
+                checked.x,
+                checked.y,
+                checked.raw,
+            ), text
+            assert list(fast.x) == list(checked.x), text  # feature order too
+    assert taken > 500  # the path is taken, not just always declined
+
+
+def test_fields_that_need_the_checked_path_say_so():
+    assert not Fields(schema="{}").plain
+    assert not Fields(features=("a",)).plain
+    assert not Fields(imputed=("a",)).plain
+    assert not Fields(id="key").plain
