@@ -108,7 +108,15 @@ def _nothing() -> None:
 
 def _lines(value) -> list:
     """The lines of one element: bytes joined by newlines (the Java router), or one line
-    (``str``) or a list of lines (SQL routing)."""
+    (``str``) or a list of lines (SQL routing).
+
+    An element of ASCII bytes is decoded at once (``parse_line`` would decode each of its
+    lines the same way); any other stays bytes, each line checked as UTF-8 on its own.
+    """
+    if value.__class__ is bytes:
+        if value.isascii():
+            return value.decode("ascii").split("\n")
+        return value.split(b"\n")
     if isinstance(value, (bytes, str)):
         return value.split(b"\n" if isinstance(value, bytes) else "\n")
     return value
@@ -279,17 +287,23 @@ class LearnPerKey(KeyedProcessFunction):
         clock = time.perf_counter
         fields = self.fields
         parsed = []  # (line, record, seconds to parse it)
+        started = clock()  # each line's time: from the end of the one before
         for line in _lines(value):
-            started = clock()
-            parsed.append((line, parse_line(line, fields), clock() - started))
+            record = parse_line(line, fields)
+            ended = clock()
+            parsed.append((line, record, ended - started))
+            started = ended
         # Every key of the element that must come from Flink state, read in one go.
         self.models.prefetch([r.key_id for _, r, _ in parsed if r.__class__ is Record])
+        started = clock()
         for line, record, parsing in parsed:
-            started = clock()
-            if self._line(line, record, bucket, now, out, touched, timers, counts):
-                took = (clock() - started + parsing) * 1e6
+            counted = self._line(line, record, bucket, now, out, touched, timers, counts)
+            ended = clock()
+            if counted:
+                took = (ended - started + parsing) * 1e6
                 timings[bisect_left(TIME_BUCKETS_US, took)] += 1
                 total_us += took
+            started = ended
         self.models.prefetched = {}
         self._after_element()
         self._flush(touched, timers, ctx, counts)
