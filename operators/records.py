@@ -199,34 +199,63 @@ def _to_record(text: str, fields: Fields) -> Record:
 #: Integers that ``float()`` takes without overflow, with room to spare.
 _INT_BOUND = 1 << 1000
 
+#: Feature types of which one sum tells whether every value is finite.
+_SUMMED = frozenset((float, bool))
+#: Feature types of an ordinary line.
+_ORDINARY = frozenset((float, bool, str, int))
+
 
 def _plain_record(obj: dict, text: str, fields: Fields) -> Record | None:
-    """The record of an ordinary line, read in one pass over its fields, or None.
+    """The record of an ordinary line, checked in few steps, or None.
 
     Ordinary: every value a string, a boolean, a finite float or an integer a float can
     hold, and the key not a float. What this returns is what :func:`_checked_record`
     returns for the same line; anything else (nulls, objects, lists, out-of-range
     numbers, a missing key, a bad label) is left to it, to read or to explain.
     """
-    x = {}
-    for name, value in obj.items():
-        cls = value.__class__  # JSON decodes to exactly these types, never subclasses
+    x = obj.copy()  # obj stays whole for _checked_record
+    key = x.pop(fields.key, None)
+    y = x.pop(fields.target, None)
+    rid = x.pop(fields.id, None)
+    kinds = set(map(type, x.values()))  # JSON decodes to exactly these types, no subclasses
+    if kinds <= _SUMMED:  # floats and booleans: a non-finite one makes the sum non-finite
+        if x:
+            total = sum(x.values())
+            if total - total != 0.0:  # an inf (or finite values whose sum is not)
+                return None
+    elif kinds <= _ORDINARY:
+        for value in x.values():
+            cls = value.__class__
+            if cls is float:
+                if value - value != 0.0:
+                    return None
+            elif cls is int and not -_INT_BOUND < value < _INT_BOUND:
+                return None
+    else:  # null, object or list features
+        return None
+    cls = key.__class__
+    if cls is not str and cls is not int and cls is not bool:  # None, float, object, list
+        return None
+    if y is not None:
+        cls = y.__class__
         if cls is float:
-            if value - value != 0.0:  # inf (NaN is refused while decoding)
+            if y - y != 0.0:
                 return None
         elif cls is int:
-            if not -_INT_BOUND < value < _INT_BOUND:
+            if not -_INT_BOUND < y < _INT_BOUND:
                 return None
-        elif cls is not str and cls is not bool:
+        elif cls is bool or cls is str:
+            if fields.numeric_target:
+                return None
+        else:
             return None
-        x[name] = value
-    key = x.pop(fields.key, None)
-    if key is None or key.__class__ is float:
-        return None
-    y = x.pop(fields.target, None)
-    if fields.numeric_target and (y.__class__ is bool or y.__class__ is str):
-        return None
-    rid = x.pop(fields.id, None)
+    if rid is not None:
+        cls = rid.__class__
+        if cls is float:
+            if rid - rid != 0.0:
+                return None
+        elif cls is not str and cls is not int and cls is not bool:
+            return None
     return Record(
         key=key, key_id=_key_id(key, text, fields), id=rid, x=x, y=y, raw=text[:RAW_LIMIT]
     )
