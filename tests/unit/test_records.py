@@ -339,7 +339,8 @@ def test_a_number_key_is_identified_as_written_in_decimal():
 # --- the one-pass path reads what the careful one reads -------------------------------------
 
 _VALUES = [
-    0.5, -1e-300, 1e308, 0.0, -0.0, 7, -3, 0, 2**63, 2**1000 - 1, 2**1000, 2**1024, -(2**1030),
+    0.5, -1e-300, 1e308, 0.0, -0.0, 7, -3, 0, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 9.3e18,
+    -9.2e18, 2**1000 - 1, 2**1000, 2**1024, -(2**1030),
     True, False, "", "a", 'q"uote', "back\\slash", "é", "\x7f", None, [1.5], {"a": 1},
     [float("inf")], "1e999", "-1e999",
 ]  # fmt: skip
@@ -392,6 +393,62 @@ def test_the_one_pass_path_reads_every_line_as_the_checked_path_does(fields):
             ), text
             assert list(fast.x) == list(checked.x), text  # feature order too
     assert taken > 500  # the path is taken, not just always declined
+
+
+def _mutated(text: str, rng) -> str:
+    """``text`` with a few characters inserted, removed or replaced: mostly invalid JSON,
+    some of it valid in unusual ways."""
+    alphabet = list(' \t\n\r\x0c\x00\x1f\x7f\xa0\u2028{}[]:,"\\/0123456789.eE+-aflnrtu')
+    alphabet += ["NaN", "Infinity", "true", "null", "\\ud800", "\\u12", "1" * 20, "é"]
+    for _ in range(rng.randint(1, 3)):
+        at, roll = rng.randrange(len(text) + 1), rng.random()
+        cut = at + (roll >= 0.4)
+        text = text[:at] + ("" if 0.4 <= roll < 0.7 else rng.choice(alphabet)) + text[cut:]
+    return text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [DEFAULT_FIELDS, Fields(numeric_target=True), Fields(key="x0", target="x1", id="x2")],
+    ids=["default", "regressor", "roles-renamed"],
+)
+def test_lines_decoded_by_orjson_read_as_python_s_parser_reads_them(fields, monkeypatch):
+    """Every line, valid or not, gives the same record or the same rejection whether
+    orjson decodes it first or only Python's parser does."""
+    import random
+    import types
+
+    from riverflink.operators import records
+
+    decoded = []
+
+    def counted(text):
+        decoded.append(orjson.loads(text))
+        return decoded[-1]
+
+    def refuse(text):
+        raise ValueError("orjson left out")
+
+    rng = random.Random(12)
+    lines = []
+    for _ in range(20_000):
+        text = _random_line(rng)
+        lines += [text, _mutated(text, rng)]
+    orjson = records.orjson
+    monkeypatch.setattr(records, "orjson", types.SimpleNamespace(loads=counted))
+    fast = [parse_line(text, fields) for text in lines]
+    monkeypatch.setattr(records, "orjson", types.SimpleNamespace(loads=refuse))
+    slow = [parse_line(text, fields) for text in lines]
+    for text, a, b in zip(lines, fast, slow):
+        assert type(a) is type(b), text
+        if isinstance(a, Record):
+            assert (a.key, a.key_id, a.id, a.y, a.raw) == (b.key, b.key_id, b.id, b.y, b.raw)
+            assert repr(a.x) == repr(b.x), text  # values, their types, and the order
+        else:
+            assert a == b, text
+    assert len(decoded) > 10_000  # orjson decoded many lines, not just refused them
+    assert sum(isinstance(a, Record) for a in fast) > 3_000
+    assert sum(isinstance(a, Rejected) for a in fast) > 3_000
 
 
 def test_fields_that_need_the_checked_path_say_so():
