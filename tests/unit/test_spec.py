@@ -338,3 +338,43 @@ def test_transformers_and_anomaly_filters_may_come_first(text, by_hand):
         expected.learn_one(x, label)
     assert predicted(model, probe) == predicted(expected, probe)
     assert predicted(model, probe) != untrained, "the pipeline learned"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "preprocessing.StandardScaler() | linear_model.LogisticRegression()",
+        "tree.HoeffdingTreeClassifier(grace_period=20)",
+        "ensemble.BaggingClassifier(linear_model.LogisticRegression(), n_models=3, seed=7)",
+        "preprocessing.StandardScaler() | linear_model.LinearRegression(l2=0.01)",
+    ],
+)
+def test_a_built_model_learns_as_one_made_by_its_constructors(text):
+    """builder() may unpickle a copy of a first build (deterministic specs): every key's
+    model is still independent and predicts exactly as one parsed anew."""
+    import pickle
+    import random
+
+    from riverflink.state.spec import builder
+
+    build = builder(text, "model")
+    assert build.func is pickle.loads  # these specs build the same state every time
+    made, fresh, other = build(), parse_model(text), build()
+    assert made is not other
+    rng = random.Random(3)
+    for _ in range(300):
+        x = {f"x{j}": rng.gauss(0, 1) for j in range(4)}
+        y = rng.gauss(0, 1) if "LinearRegression" in text else rng.random() < 0.5
+        assert made.predict_one(x) == fresh.predict_one(x)
+        made.learn_one(x, y)
+        fresh.learn_one(x, y)
+    assert other.predict_one({"x0": 1.0}) == parse_model(text).predict_one({"x0": 1.0})
+
+
+def test_unseeded_random_models_are_built_anew_for_every_key():
+    from riverflink.state.spec import builder
+
+    build = builder("ensemble.BaggingClassifier(linear_model.LogisticRegression())", "model")
+    assert build()._rng.getstate() != build()._rng.getstate()
+    seeded = builder("ensemble.BaggingClassifier(linear_model.LogisticRegression(), seed=1)", "m")
+    assert seeded()._rng.getstate() == seeded()._rng.getstate()
