@@ -217,14 +217,25 @@ def rollback(state: KeyState, replay) -> KeyState | None:
 
 def read_header(blob: bytes) -> dict:
     """The header of a stored state, without touching the pickled payload."""
-    blob = bytes(blob)
-    if not blob.startswith(MAGIC) or b"\n" not in blob:
+    return dict(_parsed_header(bytes(blob))[0])
+
+
+def _parsed_header(blob: bytes) -> tuple:
+    """(header, where the pickled payload starts) of an envelope."""
+    end = blob.find(b"\n")
+    if not blob.startswith(MAGIC) or end < 0:
         raise StateFormatError(
             "stored key state is not a riverflink state envelope (no header); it was written "
             f"by another program or an unknown format. This riverflink writes format "
             f"{FORMAT_VERSION} with River {river.__version__}."
         )
-    head = blob[len(MAGIC) : blob.index(b"\n")]
+    return _header_fields(blob[len(MAGIC) : end]), end + 1
+
+
+@lru_cache(maxsize=64)
+def _header_fields(head: bytes) -> dict:
+    """A header line's fields, parsed once per distinct line (every key of a job has the
+    same): not to be changed by the caller."""
     try:
         return json.loads(head)
     except ValueError as exc:
@@ -236,7 +247,7 @@ def read_header(blob: bytes) -> dict:
 def loads(blob: bytes) -> KeyState:
     """Read a state written by :func:`dumps`, refusing formats this release cannot read."""
     blob = bytes(blob)
-    header = read_header(blob)
+    header, start = _parsed_header(blob)
     version = header.get("format")
     if version not in READABLE_FORMATS:
         raise StateFormatError(
@@ -246,7 +257,7 @@ def loads(blob: bytes) -> KeyState:
             "with the riverflink release that wrote it."
         )
     try:
-        payload = pickle.loads(blob[blob.index(b"\n") + 1 :])
+        payload = pickle.loads(memoryview(blob)[start:])
         if version == 1:
             payload = (*payload, {}, 0, None, None)  # no delayed labels or metric yet
         if version <= 2:
