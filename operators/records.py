@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -380,12 +382,30 @@ def route_text(key: Any, key_id: str) -> str:
     return key_id  # a float's key_id is already its decimal text
 
 
+#: 31**k modulo 2**32, highest power first: the weights of the last code units of a text.
+_POWERS = tuple(pow(31, k, 1 << 32) for k in range(255, -1, -1))
+#: UTF-16 in this machine's byte order, so that its bytes cast to code units.
+_UTF16 = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+
+
 def java_string_hash(text: str) -> int:
-    """Java's ``String.hashCode()`` (Flink SQL's ``HASH_CODE``), over UTF-16 code units."""
-    h = 0
-    data = text.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    """Java's ``String.hashCode()`` (Flink SQL's ``HASH_CODE``), over UTF-16 code units:
+    the sum of each unit times 31 to the power of the units after it, modulo 2**32.
+
+    >>> java_string_hash("user-17"), java_string_hash("é-user"), java_string_hash("😀")
+    (-147182744, -1874184657, 1772899)
+    """
+    if text.isascii():
+        units = text.encode("ascii")
+    else:
+        units = memoryview(text.encode(_UTF16, "surrogatepass")).cast("H")
+    n = len(units)
+    if n <= len(_POWERS):
+        h = sum(map(operator.mul, units, _POWERS[len(_POWERS) - n :])) & 0xFFFFFFFF
+    else:
+        h = 0
+        for unit in units:
+            h = (31 * h + unit) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
 
 

@@ -456,3 +456,26 @@ def test_fields_that_need_the_checked_path_say_so():
     assert not Fields(features=("a",)).plain
     assert not Fields(imputed=("a",)).plain
     assert not Fields(id="key").plain
+
+
+def test_java_string_hash_is_java_s_over_utf16_code_units():
+    """Against Java's definition, one code unit at a time (h = 31 * h + unit), on texts
+    of every length class: ASCII, the BMP, lone surrogates, astral characters."""
+    import random
+
+    from riverflink.operators.records import java_string_hash
+
+    def by_definition(text: str) -> int:
+        h = 0
+        data = text.encode("utf-16-be", "surrogatepass")
+        for i in range(0, len(data), 2):
+            h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+        return h - (1 << 32) if h >= 1 << 31 else h
+
+    rng = random.Random(5)
+    ranges = [(32, 126), (0, 0xD7FF), (0xD800, 0xDFFF), (0x10000, 0x10FFFF)]
+    for _ in range(5_000):
+        n = rng.choice([0, 1, 2, 7, 40, 255, 256, 257, 600])
+        chars = rng.sample(ranges, 1) if rng.random() < 0.5 else ranges
+        text = "".join(chr(rng.randint(*rng.choice(chars))) for _ in range(n))
+        assert java_string_hash(text) == by_definition(text), repr(text)
